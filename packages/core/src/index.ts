@@ -1,0 +1,20 @@
+/**
+ * @reelkit/core: the provider-agnostic task protocol.
+ *
+ * @since 0.1.0
+ */
+
+/** Account-wide request and concurrency budget. */
+export * as AccountLimits from "./AccountLimits.js"
+/** Durable storage for generated outputs. */
+export * as ArtifactStore from "./ArtifactStore.js"
+/** Typed errors of the protocol. */
+export * as TaskError from "./TaskError.js"
+/** A resumable reference to a submitted task. */
+export * as TaskHandle from "./TaskHandle.js"
+/** The durable task record. */
+export * as TaskLedger from "./TaskLedger.js"
+/** The provider interface. */
+export * as TaskProvider from "./TaskProvider.js"
+/** Remote task statuses. */
+export * as TaskStatus from "./TaskStatus.js"

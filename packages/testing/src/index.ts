@@ -1,0 +1,8 @@
+/**
+ * @reelkit/testing: fakes and contract suites for reelkit users and adapter authors.
+ *
+ * @since 0.1.0
+ */
+
+/** An in-memory provider whose answers are scripted. */
+export * as ScriptedProvider from "./ScriptedProvider.js"
