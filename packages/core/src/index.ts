@@ -18,3 +18,11 @@ export * as TaskLedger from "./TaskLedger.js"
 export * as TaskProvider from "./TaskProvider.js"
 /** Remote task statuses. */
 export * as TaskStatus from "./TaskStatus.js"
+/** Storing outputs before their URLs expire. */
+export * as ResultStorage from "./ResultStorage.js"
+/** Named, overridable schedules. */
+export * as Schedules from "./Schedules.js"
+/** The client: start, wait, watch, generate, resume, reconcile. */
+export * as TaskClient from "./TaskClient.js"
+/** Events of `TaskClient.watch`. */
+export * as TaskEvent from "./TaskEvent.js"

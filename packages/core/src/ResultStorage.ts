@@ -1,0 +1,192 @@
+/**
+ * Keeps a succeeded task's outputs before their URLs expire: each result URL is streamed into the
+ * `ArtifactStore` (never held whole in memory) with a size cap, a content-type check and a
+ * length check, and committed atomically by the store, which also computes the checksum.
+ * A failed download is retried on its own; the generation is never re-run. Result hosts get no
+ * credentials: downloads use the plain `HttpClient`, never the provider's authenticated one.
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import {
+  ArtifactStore,
+  type ArtifactStoreError,
+  type ArtifactTooLarge,
+  type InvalidArtifactKey
+} from "./ArtifactStore.js"
+import { StoredArtifact, type TaskRecord } from "./TaskLedger.js"
+
+/** A result URL's validity has passed: the output can no longer be fetched. */
+export class ResultExpired extends Schema.TaggedError<ResultExpired>("@reelkit/core/ResultExpired")("ResultExpired", {
+  taskKey: Schema.String,
+  url: Schema.String,
+  expiredAt: Schema.optional(Schema.Number)
+}) {
+  override get message(): string {
+    return `The result URL ${this.url} of task ${this.taskKey} has expired`
+  }
+}
+
+/** A result download failed. `retryable` tells whether trying the download again may help. */
+export class DownloadFailed extends Schema.TaggedError<DownloadFailed>("@reelkit/core/DownloadFailed")(
+  "DownloadFailed",
+  {
+    taskKey: Schema.String,
+    url: Schema.String,
+    reason: Schema.String,
+    retryable: Schema.Boolean,
+    cause: Schema.optional(Schema.Defect)
+  }
+) {
+  override get message(): string {
+    return `Downloading ${this.url} for task ${this.taskKey} failed: ${this.reason}`
+  }
+}
+
+/** The result host answered with a content type that is not allowed. */
+export class UnexpectedContentType extends Schema.TaggedError<UnexpectedContentType>(
+  "@reelkit/core/UnexpectedContentType"
+)("UnexpectedContentType", { taskKey: Schema.String, url: Schema.String, contentType: Schema.String }) {
+  override get message(): string {
+    return `The result ${this.url} of task ${this.taskKey} is "${this.contentType}", not an allowed media type`
+  }
+}
+
+/** Errors of storing results. */
+export type ResultStorageError =
+  | ResultExpired
+  | DownloadFailed
+  | UnexpectedContentType
+  | ArtifactStoreError
+  | ArtifactTooLarge
+  | InvalidArtifactKey
+
+/** How results are stored. */
+export interface Options {
+  /** Largest accepted output, in bytes (default 4 GiB). */
+  readonly maxBytes?: number | undefined
+  /** Accepted content types, as prefixes (default video/, image/, audio/, application/octet-stream). */
+  readonly allowedContentTypes?: ReadonlyArray<string> | undefined
+  /** Retry of one download (default: jittered exponential from 1 s, 5 retries). */
+  readonly retry?: Schedule.Schedule<unknown, ResultStorageError> | undefined
+  /** The store key of output `index` (default `<provider>/<model>/<taskKey>/<index>.<ext>`). */
+  readonly keyFor?: ((record: TaskRecord, index: number, contentType: string) => string) | undefined
+}
+
+const defaultAllowed = ["video/", "image/", "audio/", "application/octet-stream"]
+
+const defaultRetry: Schedule.Schedule<unknown, ResultStorageError> = Schedule.exponential(Duration.seconds(1), 2).pipe(
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(5)),
+  Schedule.whileInput((error: ResultStorageError) => error._tag === "DownloadFailed" && error.retryable)
+)
+
+const extensions: Record<string, string> = {
+  "video/mp4": "mp4",
+  "video/webm": "webm",
+  "video/quicktime": "mov",
+  "image/png": "png",
+  "image/jpeg": "jpg",
+  "image/webp": "webp",
+  "audio/mpeg": "mp3",
+  "audio/wav": "wav"
+}
+
+/** The default store key of an output. */
+export const defaultKeyFor = (record: TaskRecord, index: number, contentType: string): string =>
+  `${record.providerId}/${record.modelId}/${record.taskKey}/${index}.${extensions[contentType] ?? "bin"}`
+
+/**
+ * A URL fit for messages and logs: result URLs are often signed, and their query strings are
+ * credentials, so only origin and path are shown.
+ */
+export const displayUrl = (url: string): string => {
+  try {
+    const parsed = new URL(url)
+    return `${parsed.origin}${parsed.pathname}`
+  } catch {
+    return "(invalid URL)"
+  }
+}
+
+/** Streams every result URL of a succeeded task into the store and returns what was stored. */
+export const storeResults = (
+  record: TaskRecord,
+  options: Options = {}
+): Effect.Effect<ReadonlyArray<StoredArtifact>, ResultStorageError, ArtifactStore | HttpClient.HttpClient> =>
+  Effect.forEach(record.resultUrls, (url, index) =>
+    downloadOne(record, url, index, options).pipe(Effect.retry(options.retry ?? defaultRetry))
+  ).pipe(
+    Effect.withSpan("reelkit.storeResults", {
+      attributes: { "reelkit.task_key": record.taskKey, "reelkit.outputs": record.resultUrls.length }
+    })
+  )
+
+const downloadOne = (
+  record: TaskRecord,
+  url: string,
+  index: number,
+  options: Options
+): Effect.Effect<StoredArtifact, ResultStorageError, ArtifactStore | HttpClient.HttpClient> =>
+  Effect.gen(function* () {
+    const shownUrl = displayUrl(url)
+    const now = yield* Clock.currentTimeMillis
+    if (record.resultExpiresAt !== undefined && now >= record.resultExpiresAt) {
+      return yield* new ResultExpired({ taskKey: record.taskKey, url: shownUrl, expiredAt: record.resultExpiresAt })
+    }
+    const store = yield* ArtifactStore
+    const client = yield* HttpClient.HttpClient
+    const failed = (reason: string, retryable: boolean, cause?: unknown) =>
+      new DownloadFailed({ taskKey: record.taskKey, url: shownUrl, reason, retryable, cause })
+
+    return yield* Effect.scoped(
+      Effect.gen(function* () {
+        const response = yield* client
+          .get(url)
+          .pipe(Effect.mapError((error: HttpClientError.HttpClientError) => failed(error.message, true, error)))
+        if (response.status === 404 || response.status === 410) {
+          return yield* new ResultExpired({ taskKey: record.taskKey, url: shownUrl, expiredAt: record.resultExpiresAt })
+        }
+        if (response.status >= 500 || response.status === 429 || response.status === 408) {
+          return yield* failed(`HTTP ${response.status}`, true)
+        }
+        if (response.status !== 200) return yield* failed(`HTTP ${response.status}`, false)
+        const contentType = (response.headers["content-type"] ?? "application/octet-stream").split(";")[0]!.trim()
+        const allowed = options.allowedContentTypes ?? defaultAllowed
+        if (!allowed.some((prefix) => contentType.toLowerCase().startsWith(prefix))) {
+          return yield* new UnexpectedContentType({ taskKey: record.taskKey, url: shownUrl, contentType })
+        }
+        const maxBytes = options.maxBytes ?? 4 * 1024 ** 3
+        const declaredLength = Number(response.headers["content-length"] ?? Number.NaN)
+        const key = (options.keyFor ?? defaultKeyFor)(record, index, contentType)
+        const body = response.stream.pipe(
+          Stream.mapError((error) => failed(`the connection broke while downloading: ${error.message}`, true, error))
+        )
+        const stored = yield* store.put(key, body, { contentType, sourceUrl: shownUrl, maxBytes })
+        // A body that ended early is not an error to every HTTP client: compare with what was announced.
+        if (Number.isFinite(declaredLength) && stored.bytes !== declaredLength) {
+          yield* store.delete(key)
+          return yield* failed(`received ${stored.bytes} of ${declaredLength} bytes`, true)
+        }
+        return new StoredArtifact({
+          key: stored.key,
+          bytes: stored.bytes,
+          sha256: stored.sha256,
+          contentType: stored.contentType,
+          sourceUrl: shownUrl,
+          storedAt: stored.storedAt
+        })
+      })
+    )
+  }).pipe(
+    Effect.withSpan("reelkit.download", {
+      attributes: { "reelkit.task_key": record.taskKey, "reelkit.output_index": index }
+    })
+  )

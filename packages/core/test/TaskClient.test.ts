@@ -1,0 +1,452 @@
+import { describe, expect, it } from "@effect/vitest"
+import { ScriptedProvider } from "@reelkit/testing"
+import { Chunk, Duration, Effect, Either, Fiber, Layer, Option, Stream, TestClock } from "effect"
+import * as TaskClient from "../src/TaskClient.js"
+import * as TaskError from "../src/TaskError.js"
+import * as TaskLedger from "../src/TaskLedger.js"
+import * as TaskProvider from "../src/TaskProvider.js"
+import * as TaskStatus from "../src/TaskStatus.js"
+import { advanceUntilDone, clientLayer, maxInAnyWindow } from "./utils.js"
+
+const input = { mode: "text-to-video", prompt: "a lighthouse in a storm", duration: 4 }
+const video = (name: string) => ScriptedProvider.succeededWith(`https://results.example/${name}.mp4`)
+const processing = new TaskStatus.Processing({})
+
+describe("TaskClient.start", () => {
+  it.effect("writes the ledger row before the paid POST and the remote id right after", () =>
+    Effect.gen(function* () {
+      const ledger = yield* TaskLedger.TaskLedger
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const seenAtSubmit: Array<TaskLedger.TaskRecord> = []
+      // Wrap the provider so that, at the moment of the POST, we look at what the ledger holds.
+      const spying = Layer.succeed(TaskProvider.TaskProvider, {
+        ...scripted.provider,
+        submit: (request) =>
+          Effect.flatMap(ledger.get(request.taskKey), (row) => {
+            if (Option.isSome(row)) seenAtSubmit.push(row.value)
+            return scripted.provider.submit(request)
+          })
+      })
+      const client = yield* TaskClient.make().pipe(
+        Effect.provide(Layer.merge(spying, Layer.succeed(TaskLedger.TaskLedger, ledger)))
+      )
+      const handle = yield* client.start(input, { taskKey: "tk_order_1" })
+      expect(seenAtSubmit.map((row) => [row.taskKey, row.state])).toEqual([["tk_order_1", "submitting"]])
+      const row = Option.getOrThrow(yield* ledger.get("tk_order_1"))
+      expect(row.state).toBe("submitted")
+      expect(row.remoteTaskId).toBe(handle.remoteTaskId)
+      expect(row.input).toEqual(input)
+      expect(row.billableSeconds).toBe(4)
+    }).pipe(Effect.provide(clientLayer()), Effect.scoped)
+  )
+
+  it.effect("rejects invalid input before anything is recorded or sent", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const result = yield* Effect.either(client.start("not an object"))
+      expect(Either.isLeft(result) && result.left._tag).toBe("InvalidInput")
+      expect((yield* (yield* ScriptedProvider.ScriptedProvider).recording).submits).toHaveLength(0)
+      expect(yield* (yield* TaskLedger.TaskLedger).list()).toHaveLength(0)
+    }).pipe(Effect.provide(clientLayer()))
+  )
+
+  it.effect("retries a submit refused with 429 after the server's Retry-After, and one that never connected", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const fiber = yield* Effect.fork(client.start(input))
+      const handle = yield* advanceUntilDone(fiber, Duration.millis(500))
+      const { submits, created } = yield* scripted.recording
+      expect(submits.map((call) => call.failedWith ?? "created")).toEqual(["RateLimited", "TransportError", "created"])
+      expect(submits[1]!.at - submits[0]!.at).toBeGreaterThanOrEqual(20_000)
+      expect(created.size).toBe(1)
+      expect(created.has(handle.remoteTaskId)).toBe(true)
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          script: () => ({
+            submitFailures: [
+              new TaskError.RateLimited({ message: "Too many requests", retryAfterMillis: 20_000 }),
+              new TaskError.TransportError({ message: "connect ECONNREFUSED", requestSent: false })
+            ]
+          })
+        })
+      )
+    )
+  )
+
+  for (const [name, failure] of [
+    ["a 502 after the request was sent", new TaskError.ServerError({ status: 502, message: "Bad Gateway" })],
+    ["a reset after sending", new TaskError.TransportError({ message: "socket hang up", requestSent: true })],
+    ["a malformed success body", new TaskError.DecodeError({ message: "Unexpected token <" })]
+  ] as const) {
+    it.effect(`marks the task ambiguous and never re-sends it after ${name}`, () =>
+      Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        const scripted = yield* ScriptedProvider.ScriptedProvider
+        const fiber = yield* Effect.fork(client.start(input, { taskKey: "tk_ambiguous" }))
+        const result = yield* Effect.either(advanceUntilDone(fiber))
+        expect(Either.isLeft(result) && result.left._tag).toBe("SubmitOutcomeUnknown")
+        if (Either.isLeft(result)) expect(result.left.message).toContain("tk_ambiguous")
+        yield* TestClock.adjust(Duration.hours(1))
+        const { submits, created } = yield* scripted.recording
+        expect(submits).toHaveLength(1)
+        // The fake did create it (the answer was lost): exactly the case that must not be re-sent.
+        expect(created.size).toBe(1)
+        const row = yield* (yield* TaskClient.TaskClient).lookup("tk_ambiguous")
+        expect(row.state).toBe("ambiguous")
+        // Waiting on it, or starting it again, sends nothing either.
+        expect(Either.isLeft(yield* Effect.either(client.wait("tk_ambiguous")))).toBe(true)
+        expect((yield* scripted.recording).submits).toHaveLength(1)
+      }).pipe(Effect.provide(clientLayer({ script: () => ({ submitFailures: [failure] }) })))
+    )
+  }
+
+  it.effect("records an explicit rejection as rejected and does not retry it", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const result = yield* Effect.either(client.start(input, { taskKey: "tk_broke" }))
+      expect(Either.isLeft(result) && result.left._tag).toBe("InsufficientCredits")
+      expect((yield* client.lookup("tk_broke")).state).toBe("rejected")
+      expect((yield* (yield* ScriptedProvider.ScriptedProvider).recording).submits).toHaveLength(1)
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          script: () => ({ submitFailures: [new TaskError.InsufficientCredits({ message: "Insufficient credits" })] })
+        })
+      )
+    )
+  )
+
+  it.effect("returns the first task for a reused idempotency key, also when both starts race", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const [first, second] = yield* Effect.all(
+        [client.start(input, { idempotencyKey: "order-7" }), client.start(input, { idempotencyKey: "order-7" })],
+        { concurrency: "unbounded" }
+      )
+      const third = yield* client.start(input, { idempotencyKey: "order-7" })
+      expect(second.taskKey).toBe(first.taskKey)
+      expect(third.remoteTaskId).toBe(first.remoteTaskId)
+      expect((yield* (yield* ScriptedProvider.ScriptedProvider).recording).submits).toHaveLength(1)
+      const conflict = yield* Effect.either(client.start({ ...input, prompt: "other" }, { idempotencyKey: "order-7" }))
+      expect(Either.isLeft(conflict) && conflict.left._tag).toBe("IdempotencyConflict")
+    }).pipe(Effect.provide(clientLayer()))
+  )
+})
+
+describe("TaskClient.wait", () => {
+  it.effect("polls after the first-poll delay, then at the interval, and returns the completed row", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const fiber = yield* Effect.fork(client.generate(input))
+      const record = yield* advanceUntilDone(fiber)
+      expect(record.state).toBe("completed")
+      expect(record.resultUrls).toEqual(["https://results.example/done.mp4"])
+      const { statusCalls, submits } = yield* scripted.recording
+      expect(statusCalls.map((call) => call.at - submits[0]!.at)).toEqual([10_000, 15_000, 20_000])
+    }).pipe(
+      Effect.provide(
+        clientLayer({ script: () => ({ statuses: [new TaskStatus.Pending({}), processing, video("done")] }) })
+      )
+    )
+  )
+
+  it.effect("takes per-call overrides of the poll plan", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const fiber = yield* Effect.fork(
+        client.generate(input, { firstPollAfter: "75 seconds", pollInterval: "2 seconds" })
+      )
+      yield* advanceUntilDone(fiber)
+      const { statusCalls, submits } = yield* scripted.recording
+      expect(statusCalls.map((call) => call.at - submits[0]!.at)).toEqual([75_000, 77_000])
+    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing, video("v")] }) })))
+  )
+
+  it.effect("retries transient status failures with backoff and honours Retry-After", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const fiber = yield* Effect.fork(client.generate(input))
+      const record = yield* advanceUntilDone(fiber, Duration.millis(250))
+      expect(record.state).toBe("completed")
+      const times = (yield* scripted.recording).statusCalls.map((call) => call.at)
+      expect(times).toHaveLength(4)
+      // After the 503: a backoff of at least a few hundred ms (jittered 1 s base).
+      expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(500)
+      // After the 429 with Retry-After 30 s: no earlier than that.
+      expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(30_000)
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          script: () => ({
+            statuses: [
+              new TaskError.ServerError({ status: 503, message: "Service Unavailable" }),
+              new TaskError.RateLimited({ message: "slow down", retryAfterMillis: 30_000 }),
+              new TaskError.TransportError({ message: "socket hang up", requestSent: true }),
+              video("late")
+            ]
+          })
+        })
+      )
+    )
+  )
+
+  it.effect("ends with a typed error on an unknown remote state instead of polling forever", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const fiber = yield* Effect.fork(client.generate(input))
+      const result = yield* Effect.either(advanceUntilDone(fiber))
+      expect(Either.isLeft(result) && result.left._tag).toBe("UnknownRemoteState")
+      const polls = (yield* scripted.recording).statusCalls.length
+      yield* TestClock.adjust(Duration.hours(1))
+      expect((yield* scripted.recording).statusCalls.length).toBe(polls)
+    }).pipe(
+      Effect.provide(
+        clientLayer({ script: () => ({ statuses: [new TaskError.UnknownRemoteState({ state: "paused" })] }) })
+      )
+    )
+  )
+
+  it.effect("gives up on answers that stay malformed after the retry schedule", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const fiber = yield* Effect.fork(client.generate(input))
+      const result = yield* Effect.either(advanceUntilDone(fiber))
+      expect(Either.isLeft(result) && result.left._tag).toBe("DecodeError")
+      // One first try and six retries, then nothing more.
+      expect((yield* scripted.recording).statusCalls).toHaveLength(7)
+    }).pipe(
+      Effect.provide(
+        clientLayer({ script: () => ({ statuses: [new TaskError.DecodeError({ message: "not JSON" })] }) })
+      )
+    )
+  )
+
+  it.effect("ends at the deadline with a typed error, leaving the task resumable", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const handle = yield* client.start(input, { taskKey: "tk_slow" })
+      const fiber = yield* Effect.fork(client.wait(handle, { deadline: "2 minutes" }))
+      const result = yield* Effect.either(advanceUntilDone(fiber))
+      expect(Either.isLeft(result) && result.left._tag).toBe("DeadlineExceeded")
+      if (Either.isLeft(result)) expect(result.left.message).toContain("tk_slow")
+      expect((yield* client.lookup("tk_slow")).state).toBe("processing")
+      // Later the task finishes; waiting again picks it up.
+      const again = yield* Effect.fork(client.wait(handle))
+      expect((yield* advanceUntilDone(again)).state).toBe("completed")
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          script: () => ({
+            timeline: [
+              { after: 0, status: processing },
+              { after: "5 minutes", status: video("s") }
+            ]
+          })
+        })
+      )
+    )
+  )
+
+  it.effect("stops polling at once when the wait is interrupted, and loses nothing", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const handle = yield* client.start(input, { taskKey: "tk_interrupted" })
+      const fiber = yield* Effect.fork(client.wait(handle))
+      yield* TestClock.adjust(Duration.seconds(30))
+      const pollsBefore = (yield* scripted.recording).statusCalls.length
+      expect(pollsBefore).toBeGreaterThan(0)
+      yield* Fiber.interrupt(fiber)
+      yield* TestClock.adjust(Duration.minutes(5))
+      expect((yield* scripted.recording).statusCalls.length).toBe(pollsBefore)
+      expect((yield* client.lookup("tk_interrupted")).state).toBe("processing")
+      expect((yield* client.lookup("tk_interrupted")).remoteTaskId).toBe(handle.remoteTaskId)
+    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing] }) })))
+  )
+
+  it.effect("reports a remote failure as TaskFailed with the provider's code", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const fiber = yield* Effect.fork(client.generate(input, { taskKey: "tk_violation" }))
+      const result = yield* Effect.either(advanceUntilDone(fiber))
+      expect(Either.isLeft(result) && result.left._tag).toBe("TaskFailed")
+      if (Either.isLeft(result) && result.left._tag === "TaskFailed") {
+        expect(result.left.code).toBe("CONTENT_VIOLATION")
+      }
+      const row = yield* client.lookup("tk_violation")
+      expect([row.state, row.failCode, row.failMessage]).toEqual([
+        "failed",
+        "CONTENT_VIOLATION",
+        "Content does not meet safety guidelines"
+      ])
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          script: () => ({
+            statuses: [
+              new TaskStatus.Failed({ code: "CONTENT_VIOLATION", message: "Content does not meet safety guidelines" })
+            ]
+          })
+        })
+      )
+    )
+  )
+})
+
+describe("TaskClient.watch", () => {
+  it.effect("streams submitted, pending, processing and succeeded in order", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const handle = yield* client.start(input)
+      const fiber = yield* Effect.fork(Stream.runCollect(client.watch(handle)))
+      const events = Chunk.toReadonlyArray(yield* advanceUntilDone(fiber))
+      expect(events.map((event) => event._tag)).toEqual(["Submitted", "Pending", "Processing", "Succeeded"])
+    }).pipe(
+      Effect.provide(
+        clientLayer({ script: () => ({ statuses: [new TaskStatus.Pending({}), processing, video("w")] }) })
+      )
+    )
+  )
+})
+
+describe("TaskClient with account limits", () => {
+  it.effect("holds a task slot from submit to terminal status", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const first = yield* client.start(input, { taskKey: "tk_first" })
+      const second = yield* Effect.fork(client.start(input, { taskKey: "tk_second" }))
+      yield* TestClock.adjust(Duration.minutes(1))
+      // No wait is running for the first task and it is not terminal: the second cannot be sent.
+      expect((yield* scripted.recording).submits).toHaveLength(1)
+      const waiting = yield* Effect.fork(client.wait(first))
+      yield* advanceUntilDone(waiting)
+      yield* advanceUntilDone(second)
+      expect((yield* scripted.recording).submits).toHaveLength(2)
+    }).pipe(Effect.provide(clientLayer({ limits: { concurrentTasks: 1 }, script: () => ({ statuses: [video("x")] }) })))
+  )
+
+  it.effect(
+    "completes 200 tasks started at once within 60 requests/minute and 10 concurrent tasks",
+    () =>
+      Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        const scripted = yield* ScriptedProvider.ScriptedProvider
+        const fiber = yield* Effect.fork(
+          Effect.forEach(
+            Array.from({ length: 200 }, (_, index) => index),
+            (index) => client.generate({ ...input, prompt: `shot ${index}` }, { taskKey: `tk_${index}` }),
+            { concurrency: "unbounded" }
+          )
+        )
+        const records = yield* advanceUntilDone(fiber, Duration.seconds(1))
+        expect(records.every((record) => record.state === "completed")).toBe(true)
+        const recording = yield* scripted.recording
+        expect(recording.created.size).toBe(200)
+        expect(recording.submits).toHaveLength(200)
+        expect(maxInAnyWindow(recording.requestTimes, 60_000)).toBeLessThanOrEqual(60)
+        // Concurrency: a task is in flight from its submit to its last (terminal) status answer.
+        const spans = [...recording.created].map(([remoteTaskId, task]) => {
+          const polls = recording.statusCalls.filter((call) => call.remoteTaskId === remoteTaskId)
+          return [task.createdAt, polls[polls.length - 1]!.at] as const
+        })
+        const maxConcurrent = Math.max(
+          ...spans.map(([start]) => spans.filter(([from, to]) => from <= start && start < to).length)
+        )
+        expect(maxConcurrent).toBeLessThanOrEqual(10)
+        expect(maxConcurrent).toBeGreaterThan(1)
+      }).pipe(
+        Effect.provide(
+          clientLayer({
+            limits: { requestsPerWindow: 60, concurrentTasks: 10 },
+            script: () => ({
+              timeline: [
+                { after: 0, status: processing },
+                { after: "20 seconds", status: video("bulk") }
+              ]
+            })
+          })
+        )
+      ),
+    { timeout: 120_000 }
+  )
+})
+
+describe("TaskClient.reconcile and resume", () => {
+  it.effect(
+    "resumes unfinished tasks after a restart and marks an interrupted submit ambiguous without re-sending",
+    () =>
+      Effect.gen(function* () {
+        const ledger = yield* TaskLedger.makeMemory
+        const ledgerLayer = Layer.succeed(TaskLedger.TaskLedger, ledger)
+        const scripted = yield* ScriptedProvider.make({
+          script: () => ({
+            timeline: [
+              { after: 0, status: processing },
+              { after: "3 minutes", status: video("r") }
+            ]
+          }),
+          hints: {
+            pollPlan: {
+              firstPollAfter: Duration.seconds(10),
+              interval: Duration.seconds(5),
+              deadline: Duration.hours(1)
+            }
+          }
+        })
+        const providerLayer = Layer.succeed(TaskProvider.TaskProvider, scripted.provider)
+        const limits = (yield* Effect.promise(() => import("../src/AccountLimits.js"))).layerMemory()
+        const makeClient = TaskClient.make().pipe(Effect.provide(Layer.mergeAll(ledgerLayer, providerLayer, limits)))
+
+        // First process: two tasks submitted, then it "dies" (its scope closes) before waiting.
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const client = yield* makeClient
+            yield* client.start(input, { taskKey: "tk_a" })
+            yield* client.start({ ...input, prompt: "second" }, { taskKey: "tk_b" })
+          })
+        )
+        // A row left in `submitting`, as if the process died with the POST in flight.
+        yield* ledger.create({ taskKey: "tk_c", providerId: "scripted", modelId: "scripted-model", input })
+
+        const summary = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const client = yield* makeClient
+            const fiber = yield* Effect.fork(client.reconcile())
+            return yield* advanceUntilDone(fiber)
+          })
+        )
+        expect(summary.claimed).toBe(3)
+        expect([...summary.completed].sort()).toEqual(["tk_a", "tk_b"])
+        expect(summary.ambiguous).toEqual(["tk_c"])
+        expect(Option.getOrThrow(yield* ledger.get("tk_c")).state).toBe("ambiguous")
+        expect((yield* scripted.recording).submits).toHaveLength(2)
+      })
+  )
+
+  it.effect("resumes a handle from another process into an empty ledger", () =>
+    Effect.gen(function* () {
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const client = yield* TaskClient.TaskClient
+      const accepted = yield* scripted.provider.submit({ taskKey: "elsewhere", input })
+      const { TaskHandle } = yield* Effect.promise(() => import("../src/TaskHandle.js"))
+      const handle = new TaskHandle({
+        providerId: "scripted",
+        modelId: "scripted-model",
+        taskKey: "elsewhere",
+        remoteTaskId: accepted.remoteTaskId,
+        submittedAt: 0
+      })
+      const fiber = yield* Effect.fork(client.resume(handle))
+      const record = yield* advanceUntilDone(fiber)
+      expect([record.state, record.remoteTaskId]).toEqual(["completed", accepted.remoteTaskId])
+    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [video("elsewhere")] }) })))
+  )
+})
