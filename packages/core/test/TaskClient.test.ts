@@ -22,7 +22,7 @@ describe("TaskClient.start", () => {
       const spying = Layer.succeed(TaskProvider.TaskProvider, {
         ...scripted.provider,
         submit: (request) =>
-          Effect.flatMap(ledger.get(request.taskKey), (row) => {
+          Effect.flatMap(Effect.orDie(ledger.get(request.taskKey)), (row) => {
             if (Option.isSome(row)) seenAtSubmit.push(row.value)
             return scripted.provider.submit(request)
           })
