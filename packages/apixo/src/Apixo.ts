@@ -1,0 +1,203 @@
+/**
+ * The apixo.ai HTTP client shared by every apixo model: `POST /api/v1/generateTask/{model}` and
+ * `GET /api/v1/statusTask/{model}?taskId=`, Bearer auth from a `Redacted` key, and the mapping of
+ * every answer and failed connection to core's typed errors. One request per call: retries and
+ * timing belong to core's `TaskClient`.
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import { TaskError } from "@reelkit/core"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as ApixoProtocol from "./ApixoProtocol.js"
+import { type Operation, classify, scrub, transportError } from "./internal/classify.js"
+
+/** apixo's production base URL. */
+export const defaultBaseUrl = "https://api.apixo.ai"
+
+/** How long a submit may take before it counts as sent-but-unanswered. */
+export const defaultSubmitTimeout: Duration.Duration = Duration.seconds(30)
+
+/** How long a status request may take. */
+export const defaultStatusTimeout: Duration.Duration = Duration.seconds(30)
+
+/** How to reach apixo. */
+export interface Options {
+  /** The API key. Never logged, never put in an error or a span. */
+  readonly apiKey: Redacted.Redacted<string>
+  /** Default `https://api.apixo.ai`. */
+  readonly baseUrl?: string | undefined
+  /** The routing `provider` sent with every submit unless the submit names one; omitted by default (server default `auto`). */
+  readonly provider?: ApixoProtocol.RoutingProvider | undefined
+  /**
+   * A submit without an answer after this long fails with `TransportError { requestSent: true }`:
+   * the task may exist, so core marks it ambiguous rather than re-sending it. Default 30 s.
+   */
+  readonly submitTimeout?: Duration.DurationInput | undefined
+  /** Limit for one status request. Default 30 s. */
+  readonly statusTimeout?: Duration.DurationInput | undefined
+}
+
+/** The apixo client. */
+export interface Service {
+  /** The base URL requests go to, without a trailing slash. */
+  readonly baseUrl: string
+  /** Sends exactly one submit; on success returns apixo's `taskId`. */
+  readonly generateTask: (
+    modelId: string,
+    request: ApixoProtocol.GenerateTaskRequest
+  ) => Effect.Effect<ApixoProtocol.SubmitData, TaskError.ProviderError>
+  /** Sends exactly one status request and returns the decoded `data` (state still unchecked). */
+  readonly statusTask: (
+    modelId: string,
+    taskId: string
+  ) => Effect.Effect<ApixoProtocol.StatusData, TaskError.ProviderError>
+}
+
+/** The apixo client tag. One per API key; every apixo model shares it. */
+export class Apixo extends Context.Tag("@reelkit/apixo/Apixo")<Apixo, Service>() {}
+
+const normaliseBaseUrl = (baseUrl: string): string => {
+  const trimmed = baseUrl.trim().replace(/\/+$/, "")
+  if (!Schema.is(ApixoProtocol.HttpUrl)(trimmed)) {
+    throw new Error(`apixo baseUrl must be an absolute http(s) URL, got "${trimmed}"`)
+  }
+  return trimmed
+}
+
+const decodeData = <A, I>(schema: Schema.Schema<A, I>, data: unknown, what: string, secret: string) =>
+  Schema.decodeUnknown(schema)(data).pipe(
+    Effect.mapError(
+      (error) =>
+        new TaskError.DecodeError({
+          message: scrub(`${what}: ${ParseResult.TreeFormatter.formatErrorSync(error)}`, secret)
+        })
+    )
+  )
+
+/** Builds the client from options and an injected `HttpClient`. */
+export const make = (options: Options): Effect.Effect<Service, never, HttpClient.HttpClient> =>
+  Effect.gen(function* () {
+    const baseUrl = yield* Effect.try(() => normaliseBaseUrl(options.baseUrl ?? defaultBaseUrl)).pipe(Effect.orDie)
+    const secret = Redacted.value(options.apiKey)
+    const submitTimeout = Duration.decode(options.submitTimeout ?? defaultSubmitTimeout)
+    const statusTimeout = Duration.decode(options.statusTimeout ?? defaultStatusTimeout)
+    const client = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.mapRequest((request) =>
+        request.pipe(
+          HttpClientRequest.prependUrl(baseUrl),
+          HttpClientRequest.bearerToken(options.apiKey),
+          HttpClientRequest.acceptJson
+        )
+      )
+    )
+
+    const fromPlatformError = (operation: Operation, error: HttpClientError.HttpClientError) =>
+      // An unusable URL or body fails before anything is sent; everything else is classified by cause.
+      error._tag === "RequestError" && error.reason !== "Transport"
+        ? new TaskError.TransportError({
+            message: scrub(`The apixo ${operation} request could not be built (${error.reason})`, secret),
+            requestSent: false
+          })
+        : transportError(operation, error.cause, secret)
+
+    const send = (
+      operation: Operation,
+      request: HttpClientRequest.HttpClientRequest,
+      timeout: Duration.Duration,
+      remoteTaskId?: string
+    ) =>
+      Effect.gen(function* () {
+        const response = yield* client.execute(request)
+        const bodyText = yield* response.text
+        const now = yield* Clock.currentTimeMillis
+        const answer = classify({
+          operation,
+          httpStatus: response.status,
+          retryAfter: response.headers["retry-after"],
+          bodyText,
+          remoteTaskId,
+          now,
+          secret
+        })
+        return answer._tag === "Accepted" ? answer.data : yield* Effect.fail(answer)
+      }).pipe(
+        Effect.catchIf(
+          (error): error is HttpClientError.HttpClientError =>
+            error._tag === "RequestError" || error._tag === "ResponseError",
+          (error) => Effect.fail(fromPlatformError(operation, error))
+        ),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            new TaskError.TransportError({
+              message: `The apixo ${operation} request got no answer within ${Duration.format(timeout)}; it may have reached the server`,
+              requestSent: true
+            })
+        })
+      )
+
+    const generateTask: Service["generateTask"] = (modelId, request) =>
+      Effect.gen(function* () {
+        const body = ApixoProtocol.makeGenerateTaskBody({
+          ...request,
+          provider: request.provider ?? options.provider
+        })
+        if (body.request_type === "callback" && !Schema.is(ApixoProtocol.HttpUrl)(body.callback_url)) {
+          return yield* new TaskError.InvalidInput({ path: "callback_url", rule: "must be an absolute http(s) URL" })
+        }
+        const text = yield* Effect.try({
+          try: () => JSON.stringify(body),
+          catch: () => new TaskError.InvalidInput({ path: "input", rule: "must be serialisable as JSON" })
+        })
+        const httpRequest = HttpClientRequest.post(`/api/v1/generateTask/${encodeURIComponent(modelId)}`).pipe(
+          HttpClientRequest.bodyText(text, "application/json")
+        )
+        const data = yield* send("submit", httpRequest, submitTimeout)
+        return yield* decodeData(ApixoProtocol.SubmitData, data, "apixo accepted the submit but sent no taskId", secret)
+      }).pipe(Effect.withSpan("Apixo.generateTask", { attributes: { "apixo.model": modelId } }))
+
+    const statusTask: Service["statusTask"] = (modelId, taskId) =>
+      Effect.gen(function* () {
+        const request = HttpClientRequest.get(`/api/v1/statusTask/${encodeURIComponent(modelId)}`).pipe(
+          HttpClientRequest.setUrlParam("taskId", taskId)
+        )
+        const data = yield* send("status", request, statusTimeout, taskId)
+        const status = yield* decodeData(ApixoProtocol.StatusData, data, "apixo sent an unreadable task status", secret)
+        if (status.taskId !== taskId) {
+          return yield* new TaskError.DecodeError({
+            message: `apixo answered a status request for task ${taskId} with task ${status.taskId}`
+          })
+        }
+        return status
+      }).pipe(Effect.withSpan("Apixo.statusTask", { attributes: { "apixo.model": modelId, "apixo.task_id": taskId } }))
+
+    return { baseUrl, generateTask, statusTask }
+  })
+
+/** The client as a layer. Needs an `HttpClient` (apps choose Node's or fetch). */
+export const layer = (options: Options): Layer.Layer<Apixo, never, HttpClient.HttpClient> =>
+  Layer.effect(Apixo, make(options))
+
+/** Reads `APIXO_API_KEY` (secret) and `APIXO_BASE_URL` (default `https://api.apixo.ai`). */
+export const config: Config.Config<Options> = Config.all({
+  apiKey: Config.redacted("APIXO_API_KEY"),
+  baseUrl: Config.string("APIXO_BASE_URL").pipe(Config.withDefault(defaultBaseUrl))
+})
+
+/** The client from configuration; by default `APIXO_API_KEY` and `APIXO_BASE_URL`. */
+export const layerConfig = (
+  options: Config.Config.Wrap<Options> = config
+): Layer.Layer<Apixo, ConfigError.ConfigError, HttpClient.HttpClient> =>
+  Layer.effect(Apixo, Effect.flatMap(Config.unwrap(options), make))
