@@ -22,6 +22,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { AccountLimits } from "./AccountLimits.js"
 import { ArtifactStore } from "./ArtifactStore.js"
+import * as CallbackUrls from "./CallbackUrls.js"
 import * as ResultStorage from "./ResultStorage.js"
 import * as Schedules from "./Schedules.js"
 import {
@@ -63,6 +64,11 @@ export interface Options {
    * renews it, so a live process keeps its tasks and a dead one's are free again soon.
    */
   readonly leaseMillis?: number | undefined
+  /**
+   * Poll interval of tasks submitted in callback mode (default 60 s, or the plan's interval when
+   * longer): polling stays on as a slow fallback because callbacks can be lost.
+   */
+  readonly callbackFallbackInterval?: Duration.DurationInput | undefined
   /** How outputs are stored when an `ArtifactStore` is provided. */
   readonly results?: ResultStorage.Options | undefined
 }
@@ -73,7 +79,10 @@ export interface StartOptions {
   readonly idempotencyKey?: string | undefined
   /** Our key for the task (default a new random key). Letters, digits, `.`, `-`, `_`. */
   readonly taskKey?: string | undefined
-  /** Submit in callback mode with this URL. Polling stays on as a slow fallback. */
+  /**
+   * Submit in callback mode with this URL, as given. Without it, and with a `CallbackConfig` in
+   * context, each task gets its own verified callback URL. Polling stays on as a slow fallback.
+   */
   readonly callbackUrl?: string | undefined
   /** Transport options passed to the provider untouched (e.g. apixo's routing `provider`). */
   readonly providerOptions?: Readonly<Record<string, unknown>> | undefined
@@ -170,6 +179,7 @@ export const make = (
     const limits = yield* AccountLimits
     const store = yield* Effect.serviceOption(ArtifactStore)
     const httpClient = yield* Effect.serviceOption(HttpClient.HttpClient)
+    const callbackConfig = yield* Effect.serviceOption(CallbackUrls.CallbackConfig)
     const owner = options.owner ?? `client-${(yield* newTaskKey).slice(3)}`
     const retry = Schedules.honourRetryAfter(options.retry ?? Schedules.retry, options.maxRetryAfter)
     const metrics = Telemetry.metricsFor(provider)
@@ -178,15 +188,23 @@ export const make = (
     // Submits in flight in this process, so a concurrent start with the same idempotency key waits for the first.
     const submitsInFlight = new Map<string, Deferred.Deferred<TaskHandle, StartError>>()
 
-    const planFor = (overrides: WaitOptions = {}): PollPlan => ({
-      firstPollAfter: Duration.decode(
-        overrides.firstPollAfter ?? options.pollPlan?.firstPollAfter ?? provider.hints.pollPlan.firstPollAfter
-      ),
-      interval: Duration.decode(
+    const callbackFallbackInterval = Duration.decode(options.callbackFallbackInterval ?? Duration.seconds(60))
+    const planFor = (overrides: WaitOptions = {}, record?: TaskRecord): PollPlan => {
+      const interval = Duration.decode(
         overrides.pollInterval ?? options.pollPlan?.interval ?? provider.hints.pollPlan.interval
-      ),
-      deadline: Duration.decode(overrides.deadline ?? options.pollPlan?.deadline ?? provider.hints.pollPlan.deadline)
-    })
+      )
+      return {
+        firstPollAfter: Duration.decode(
+          overrides.firstPollAfter ?? options.pollPlan?.firstPollAfter ?? provider.hints.pollPlan.firstPollAfter
+        ),
+        // A task in callback mode is told when it is done; polling is only the fallback, unless the caller asks otherwise.
+        interval:
+          record?.callbackUrl !== undefined && overrides.pollInterval === undefined
+            ? Duration.max(interval, callbackFallbackInterval)
+            : interval,
+        deadline: Duration.decode(overrides.deadline ?? options.pollPlan?.deadline ?? provider.hints.pollPlan.deadline)
+      }
+    }
     const leaseMillis = options.leaseMillis ?? 120_000
     // Tasks this process claimed in `reconcile`: their leases are renewed with every status applied.
     const leased = new Set<string>()
@@ -518,7 +536,9 @@ export const make = (
             modelId: provider.modelId,
             idempotencyKey: startOptions.idempotencyKey,
             input: prepared.wire,
-            callbackUrl: startOptions.callbackUrl,
+            callbackUrl:
+              startOptions.callbackUrl ??
+              Option.getOrUndefined(Option.map(callbackConfig, (config) => CallbackUrls.urlFor(config, taskKey))),
             billableSeconds: prepared.billableSeconds
           })
           .pipe(Effect.tapError(() => limits.releaseTaskSlot(taskKey)))
@@ -575,7 +595,7 @@ export const make = (
         }
         const done = settled(record)
         if (done !== undefined) return yield* done
-        const plan = planFor(waitOptions)
+        const plan = planFor(waitOptions, record)
         yield* limits.acquireTaskSlot(record.taskKey)
         const outcome = yield* Deferred.make<TaskRecord, WaitError>()
         const started = yield* Clock.currentTimeMillis
@@ -640,7 +660,7 @@ export const make = (
           yield* limits.acquireTaskSlot(record.taskKey)
           const events = Stream.asyncScoped<TaskEvent, WaitError>((emit) =>
             Effect.acquireRelease(
-              scheduler.track(record, planFor(waitOptions), {
+              scheduler.track(record, planFor(waitOptions, record), {
                 onEvent: (event) => {
                   void emit.single(event)
                   if (event._tag === "Succeeded" || event._tag === "Failed") void emit.end()
@@ -723,7 +743,6 @@ export const make = (
           },
           onError: (error) => settle(() => unfinished.push({ taskKey, reason: error.message }))
         })
-        const plan = planFor(waitOptions)
         for (const record of claimed) leased.add(record.taskKey)
         for (const record of claimed) {
           if (record.state === "submitting") {
@@ -740,7 +759,7 @@ export const make = (
             yield* FiberSet.run(background, finishSucceeded(record, new Set([listenerFor(record.taskKey)])))
           } else {
             yield* limits.acquireTaskSlot(record.taskKey)
-            yield* scheduler.track(record, plan, listenerFor(record.taskKey))
+            yield* scheduler.track(record, planFor(waitOptions, record), listenerFor(record.taskKey))
           }
         }
         if (claimed.length > 0) yield* Deferred.await(allDone)

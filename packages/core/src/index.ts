@@ -6,6 +6,10 @@
 
 /** Account-wide request and concurrency budget. */
 export * as AccountLimits from "./AccountLimits.js"
+/** Verified callback URLs: tokens derived from a secret and the task key. */
+export * as CallbackUrls from "./CallbackUrls.js"
+/** The callback handler: verifies, de-duplicates, confirms with the provider. */
+export * as Callbacks from "./Callbacks.js"
 /** Durable storage for generated outputs. */
 export * as ArtifactStore from "./ArtifactStore.js"
 /** Typed errors of the protocol. */

@@ -300,6 +300,21 @@ describe("TaskClient.wait", () => {
   )
 })
 
+describe("TaskClient in callback mode", () => {
+  it.effect("keeps polling, but only as a slow fallback, and sends the callback URL as given", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const fiber = yield* Effect.fork(client.generate(input, { callbackUrl: "https://hooks.example/apixo?id=9" }))
+      yield* advanceUntilDone(fiber)
+      const { statusCalls, submits } = yield* scripted.recording
+      expect(submits[0]!.callbackUrl).toBe("https://hooks.example/apixo?id=9")
+      // First poll at the plan's 10 s, then every 60 s instead of the plan's 5 s.
+      expect(statusCalls.map((call) => call.at - submits[0]!.at)).toEqual([10_000, 70_000, 130_000])
+    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing, processing, video("cb")] }) })))
+  )
+})
+
 describe("TaskClient.watch", () => {
   it.effect("streams submitted, pending, processing and succeeded in order", () =>
     Effect.gen(function* () {
