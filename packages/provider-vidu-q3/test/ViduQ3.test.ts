@@ -1,0 +1,179 @@
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { describe, expect, it } from "@effect/vitest"
+import { TaskError, TaskProvider, TaskStatus } from "@reelkit/core"
+import { ViduQ3 } from "@reelkit/provider-vidu-q3"
+import { ConfigProvider, Duration, Effect, Layer } from "effect"
+import * as Seed from "./seed.js"
+import { type ScriptedServer, apiKey, makeServer, redactedKey } from "./utils.js"
+
+const submitRoute = "POST /api/v1/generateTask/vidu-q3"
+const statusRoute = "GET /api/v1/statusTask/vidu-q3"
+
+/** Runs `body` with the Vidu Q3 provider pointed at the scripted server. */
+const withProvider = <A, E>(server: ScriptedServer, body: (provider: TaskProvider.Service) => Effect.Effect<A, E>) =>
+  Effect.flatMap(TaskProvider.TaskProvider, body).pipe(
+    Effect.provide(
+      ViduQ3.layer({ apiKey: redactedKey, baseUrl: server.baseUrl }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+    )
+  )
+
+/** prepare + submit, as core's TaskClient calls them. */
+const send = (
+  provider: TaskProvider.Service,
+  input: unknown,
+  callbackUrl?: string,
+  options?: Record<string, unknown>
+) =>
+  Effect.gen(function* () {
+    const prepared = yield* provider.prepare(input)
+    return yield* provider.submit({ taskKey: "tk_seed", input: prepared.wire, callbackUrl, options })
+  })
+
+const sentBodies = (server: ScriptedServer) => server.requests().map((request) => JSON.parse(request.body))
+
+describe("ViduQ3 (seed document)", () => {
+  it.scoped("each request example, turned into provider calls, sends exactly the documented body", () =>
+    Effect.gen(function* () {
+      const server = yield* makeServer
+      server.script(submitRoute, { status: 200, body: Seed.submitSuccess })
+      yield* withProvider(server, (provider) =>
+        Effect.gen(function* () {
+          expect(yield* send(provider, Seed.textToVideoRequest.input)).toEqual({ remoteTaskId: "task_12345678" })
+          yield* send(provider, Seed.oneImageCallbackRequest.input, Seed.oneImageCallbackRequest.callback_url)
+          yield* send(provider, Seed.twoImagesRequest.input)
+        })
+      )
+      expect(sentBodies(server)).toEqual([Seed.textToVideoRequest, Seed.oneImageCallbackRequest, Seed.twoImagesRequest])
+      for (const request of server.requests()) {
+        expect(request.pathname).toBe("/api/v1/generateTask/vidu-q3")
+        expect(request.headers.authorization).toBe(`Bearer ${apiKey}`)
+        expect(request.headers["content-type"]).toMatch(/^application\/json/)
+      }
+    })
+  )
+
+  it.scoped("the field overview's input and provider are sent exactly; its callback_url makes it a callback", () =>
+    // The overview pairs `request_type: "async"` with a placeholder `callback_url`, against its own
+    // rule (callback_url exactly when callback). A callback URL here always means `callback`.
+    Effect.gen(function* () {
+      const server = yield* makeServer
+      server.script(submitRoute, { status: 200, body: Seed.submitSuccess })
+      yield* withProvider(server, (provider) =>
+        send(provider, Seed.overviewRequest.input, Seed.overviewRequest.callback_url, {
+          provider: Seed.overviewRequest.provider
+        })
+      )
+      expect(sentBodies(server)).toEqual([{ ...Seed.overviewRequest, request_type: "callback" }])
+    })
+  )
+
+  it.scoped("every response example decodes", () =>
+    Effect.gen(function* () {
+      const server = yield* makeServer
+      server.script(submitRoute, { status: 200, body: Seed.submitSuccess }, { status: 400, body: Seed.submitFailure })
+      server.script(statusRoute, { status: 200, body: Seed.statusSuccess }, { status: 200, body: Seed.statusFailed })
+      yield* withProvider(server, (provider) =>
+        Effect.gen(function* () {
+          expect(yield* send(provider, Seed.twoImagesRequest.input)).toEqual({ remoteTaskId: "task_12345678" })
+          const rejected = yield* Effect.flip(send(provider, Seed.twoImagesRequest.input))
+          expect(rejected).toBeInstanceOf(TaskError.InsufficientCredits)
+          expect(rejected.message).toContain("Insufficient credits")
+
+          expect(yield* provider.status("task_12345678")).toEqual(
+            new TaskStatus.Succeeded({
+              remoteCreatedAt: 1767965610929,
+              remoteCompletedAt: 1767965730929,
+              outputs: [new TaskStatus.TaskOutput({ url: "https://r2.apixo.ai/video.mp4", contentType: "video/mp4" })]
+            })
+          )
+          expect(yield* provider.status("task_12345678")).toEqual(
+            new TaskStatus.Failed({ code: "CONTENT_VIOLATION", message: "Content does not meet safety guidelines" })
+          )
+
+          // Callbacks carry the status envelope.
+          const parseCallback = provider.parseCallback!
+          expect(yield* parseCallback(Seed.statusSuccess)).toMatchObject({
+            remoteTaskId: "task_12345678",
+            status: { _tag: "Succeeded" }
+          })
+          expect(yield* parseCallback(JSON.stringify(Seed.statusFailed))).toMatchObject({
+            remoteTaskId: "task_12345678",
+            status: { _tag: "Failed", code: "CONTENT_VIOLATION" }
+          })
+        })
+      )
+      const statusRequests = server.requests().filter((request) => request.method === "GET")
+      expect(statusRequests.map((request) => request.query.get("taskId"))).toEqual(["task_12345678", "task_12345678"])
+    })
+  )
+})
+
+describe("ViduQ3", () => {
+  it.scoped("declares its hints: first poll at 75 s, then every 5 s, 15-day retention, billed by duration", () =>
+    Effect.gen(function* () {
+      const server = yield* makeServer
+      const provider = yield* withProvider(server, Effect.succeed)
+      expect(provider.providerId).toBe("apixo")
+      expect(provider.modelId).toBe("vidu-q3")
+      const seconds = (duration: Duration.Duration) => Duration.toSeconds(duration)
+      expect(seconds(provider.hints.pollPlan.firstPollAfter)).toBe(75)
+      expect(seconds(provider.hints.pollPlan.firstPollAfter)).toBeGreaterThanOrEqual(60)
+      expect(seconds(provider.hints.pollPlan.firstPollAfter)).toBeLessThanOrEqual(90)
+      expect(seconds(provider.hints.pollPlan.interval)).toBe(5)
+      expect(seconds(provider.hints.resultRetention)).toBe(15 * 24 * 3600)
+      expect((yield* provider.prepare(Seed.textToVideoRequest.input)).billableSeconds).toBe(8)
+      expect((yield* provider.prepare({ mode: "text-to-video", prompt: "x" })).billableSeconds).toBeUndefined()
+      expect(server.requests()).toHaveLength(0)
+    })
+  )
+
+  it.scoped("takes hint overrides", () =>
+    Effect.gen(function* () {
+      const server = yield* makeServer
+      const hints = yield* Effect.map(TaskProvider.TaskProvider, (provider) => provider.hints).pipe(
+        Effect.provide(
+          ViduQ3.layer({
+            apiKey: redactedKey,
+            baseUrl: server.baseUrl,
+            pollPlan: { firstPollAfter: Duration.seconds(60) }
+          }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+        )
+      )
+      expect(Duration.toSeconds(hints.pollPlan.firstPollAfter)).toBe(60)
+      expect(Duration.toSeconds(hints.pollPlan.interval)).toBe(5)
+    })
+  )
+
+  it.scoped("layerConfig reads APIXO_API_KEY and APIXO_BASE_URL", () =>
+    Effect.gen(function* () {
+      const server = yield* makeServer
+      server.script(submitRoute, { status: 200, body: Seed.submitSuccess })
+      const accepted = yield* Effect.flatMap(TaskProvider.TaskProvider, (provider) =>
+        send(provider, Seed.textToVideoRequest.input)
+      ).pipe(
+        Effect.provide(ViduQ3.layerConfig().pipe(Layer.provide(NodeHttpClient.layerUndici))),
+        Effect.withConfigProvider(
+          ConfigProvider.fromMap(
+            new Map([
+              ["APIXO_API_KEY", apiKey],
+              ["APIXO_BASE_URL", server.baseUrl]
+            ])
+          )
+        )
+      )
+      expect(accepted.remoteTaskId).toBe("task_12345678")
+      expect(server.requests()[0]?.headers.authorization).toBe(`Bearer ${apiKey}`)
+    })
+  )
+
+  it.scoped("an invalid input is rejected by prepare and never sent", () =>
+    Effect.gen(function* () {
+      const server = yield* makeServer
+      const error = yield* withProvider(server, (provider) =>
+        Effect.flip(send(provider, { ...Seed.twoImagesRequest.input, style: "anime" }))
+      )
+      expect(error.message).toBe("Invalid input at input.style: is only allowed in text modes")
+      expect(server.requests()).toHaveLength(0)
+    })
+  )
+})
