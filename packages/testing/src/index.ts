@@ -6,3 +6,7 @@
 
 /** An in-memory provider whose answers are scripted. */
 export * as ScriptedProvider from "./ScriptedProvider.js"
+/** The contract suite every `TaskLedger` adapter must pass. */
+export * as TaskLedgerContract from "./TaskLedgerContract.js"
+/** The contract suite every `ArtifactStore` adapter must pass. */
+export * as ArtifactStoreContract from "./ArtifactStoreContract.js"

@@ -1,0 +1,283 @@
+/**
+ * The `ArtifactStore` on a local directory. Content streams to a temporary file in the target's
+ * directory, is fsynced and renamed into place; its metadata (content type, size, sha256, source URL,
+ * stored-at) is a JSON sidecar beside it (`<key>~meta.json`), written the same way. The sidecar's
+ * rename is the commit point: an artifact exists when its sidecar does.
+ *
+ * @since 0.1.0
+ */
+import { ArtifactStore } from "@reelkit/core"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { createHash, randomBytes } from "node:crypto"
+import type { Dirent } from "node:fs"
+import * as Fs from "node:fs/promises"
+import * as Path from "node:path"
+
+/** Options of the file-system store. */
+export interface Options {
+  /** The directory holding every artifact; created if missing. Keys are paths below it. */
+  readonly root: string
+  /**
+   * Whether to fsync files and directories before a put returns (default true). Without it a put is
+   * still atomic for readers, but a power loss may lose a put that had returned.
+   */
+  readonly fsync?: boolean | undefined
+  /** Read chunk size for `get`, in bytes (default 256 KiB). */
+  readonly readChunkBytes?: number | undefined
+}
+
+/** Suffix of the metadata sidecar. `~` cannot appear in a valid key, so no key collides with it. */
+export const sidecarSuffix = "~meta.json"
+
+const temporaryMarker = "~tmp-"
+
+const encodeMetadata = Schema.encodeSync(Schema.parseJson(ArtifactStore.ArtifactMetadata))
+const decodeMetadata = Schema.decodeUnknown(Schema.parseJson(ArtifactStore.ArtifactMetadata))
+
+const errorCode = (cause: unknown): string | undefined =>
+  typeof cause === "object" && cause !== null ? (cause as { code?: string }).code : undefined
+
+/** Builds a store rooted at `options.root`, creating the directory if needed. */
+export const make = (options: Options): Effect.Effect<ArtifactStore.Service, ArtifactStore.ArtifactStoreError> =>
+  Effect.gen(function* () {
+    const root = Path.resolve(options.root)
+    const fsync = options.fsync ?? true
+    const readChunkBytes = options.readChunkBytes ?? 256 * 1024
+
+    const fail = (operation: string, key: string, cause: unknown) =>
+      new ArtifactStore.ArtifactStoreError({
+        operation,
+        key,
+        message: cause instanceof Error ? cause.message : String(cause),
+        cause
+      })
+    const attempt = <A>(operation: string, key: string, run: () => Promise<A>) =>
+      Effect.tryPromise({ try: run, catch: (cause) => fail(operation, key, cause) })
+
+    yield* attempt("open", "", () => Fs.mkdir(root, { recursive: true }))
+
+    // validateKey already refuses `..`, absolute paths and backslashes; the resolved path is checked
+    // again so that no key can ever address a file outside the root.
+    const contentPath = (key: string) =>
+      Effect.flatMap(ArtifactStore.validateKey(key), (valid) => {
+        const path = Path.resolve(root, ...valid.split("/"))
+        return path.startsWith(root + Path.sep)
+          ? Effect.succeed(path)
+          : Effect.fail(new ArtifactStore.InvalidArtifactKey({ key, rule: "must stay inside the store's root" }))
+      })
+
+    const syncDirectory = (operation: string, key: string, directory: string) =>
+      fsync
+        ? attempt(operation, key, async () => {
+            const handle = await Fs.open(directory, "r")
+            try {
+              await handle.sync()
+            } finally {
+              await handle.close()
+            }
+          })
+        : Effect.void
+
+    const readMetadata = (operation: string, key: string, path: string) =>
+      Effect.tryPromise({
+        try: () => Fs.readFile(path + sidecarSuffix, "utf8"),
+        catch: (cause) => cause
+      }).pipe(
+        Effect.map(Option.some),
+        Effect.catchAll((cause) =>
+          errorCode(cause) === "ENOENT" || errorCode(cause) === "ENOTDIR"
+            ? Effect.succeed(Option.none<string>())
+            : Effect.fail(fail(operation, key, cause))
+        ),
+        Effect.flatMap(
+          Option.match({
+            onNone: () => Effect.succeed(Option.none<ArtifactStore.ArtifactMetadata>()),
+            onSome: (text) =>
+              decodeMetadata(text).pipe(
+                Effect.map(Option.some),
+                Effect.mapError((cause) => fail(operation, key, cause))
+              )
+          })
+        )
+      )
+
+    const put: ArtifactStore.Service["put"] = (key, body, putOptions) =>
+      Effect.gen(function* () {
+        const target = yield* contentPath(key)
+        const directory = Path.dirname(target)
+        yield* attempt("put", key, () => Fs.mkdir(directory, { recursive: true }))
+        const suffix = randomBytes(6).toString("hex")
+        const temporary = Path.join(directory, `.${Path.basename(target)}${temporaryMarker}${suffix}`)
+        const temporaryMetadata = `${temporary}${sidecarSuffix}`
+        let closed = false
+        return yield* Effect.acquireUseRelease(
+          attempt("put", key, () => Fs.open(temporary, "wx", 0o644)),
+          (handle) =>
+            Effect.gen(function* () {
+              const hash = createHash("sha256")
+              let bytes = 0
+              yield* Stream.runForEachChunk(
+                body,
+                (chunk): Effect.Effect<void, ArtifactStore.ArtifactTooLarge | ArtifactStore.ArtifactStoreError> => {
+                  const buffers: Array<Uint8Array> = []
+                  for (const part of chunk) {
+                    bytes += part.byteLength
+                    // Checked before writing: no byte past the cap reaches the disk.
+                    if (putOptions.maxBytes !== undefined && bytes > putOptions.maxBytes) {
+                      return Effect.fail(new ArtifactStore.ArtifactTooLarge({ key, maxBytes: putOptions.maxBytes }))
+                    }
+                    hash.update(part)
+                    buffers.push(part)
+                  }
+                  return buffers.length === 0
+                    ? Effect.void
+                    : Effect.asVoid(attempt("put", key, () => handle.writev(buffers)))
+                }
+              )
+              if (fsync) yield* attempt("put", key, () => handle.sync())
+              closed = true
+              yield* attempt("put", key, () => handle.close())
+              const metadata = new ArtifactStore.ArtifactMetadata({
+                key,
+                bytes,
+                sha256: hash.digest("hex"),
+                contentType: putOptions.contentType,
+                sourceUrl: putOptions.sourceUrl,
+                storedAt: yield* Clock.currentTimeMillis
+              })
+              yield* attempt("put", key, async () => {
+                const sidecar = await Fs.open(temporaryMetadata, "wx", 0o644)
+                try {
+                  await sidecar.writeFile(encodeMetadata(metadata), "utf8")
+                  if (fsync) await sidecar.sync()
+                } finally {
+                  await sidecar.close()
+                }
+              })
+              // Content first, then the sidecar: the sidecar's rename commits the put.
+              yield* attempt("put", key, () => Fs.rename(temporary, target))
+              yield* attempt("put", key, () => Fs.rename(temporaryMetadata, target + sidecarSuffix))
+              yield* syncDirectory("put", key, directory)
+              return metadata
+            }),
+          (handle, exit) =>
+            Exit.isSuccess(exit)
+              ? Effect.void
+              : Effect.promise(async () => {
+                  if (!closed) await handle.close().catch(() => undefined)
+                  await Fs.rm(temporary, { force: true }).catch(() => undefined)
+                  await Fs.rm(temporaryMetadata, { force: true }).catch(() => undefined)
+                })
+        )
+      })
+
+    const get: ArtifactStore.Service["get"] = (key) =>
+      Stream.unwrapScoped(
+        Effect.gen(function* () {
+          const path = yield* contentPath(key)
+          const metadata = yield* readMetadata("get", key, path)
+          if (Option.isNone(metadata)) return yield* new ArtifactStore.ArtifactNotFound({ key })
+          const handle = yield* Effect.acquireRelease(
+            Effect.tryPromise({
+              try: () => Fs.open(path, "r"),
+              catch: (cause): ArtifactStore.ArtifactNotFound | ArtifactStore.ArtifactStoreError =>
+                errorCode(cause) === "ENOENT" ? new ArtifactStore.ArtifactNotFound({ key }) : fail("get", key, cause)
+            }),
+            (handle) => Effect.promise(() => handle.close().catch(() => undefined))
+          )
+          // Content and sidecar are renamed one after the other; a crash between the two renames of
+          // an overwrite would pair new content with old metadata. Refuse that instead of serving it.
+          const stat = yield* attempt("get", key, () => handle.stat())
+          if (stat.size !== metadata.value.bytes) {
+            return yield* fail(
+              "get",
+              key,
+              `content is ${stat.size} bytes but its metadata says ${metadata.value.bytes} (interrupted overwrite)`
+            )
+          }
+          return Stream.fromAsyncIterable(
+            handle.createReadStream({ autoClose: false, highWaterMark: readChunkBytes }) as AsyncIterable<Uint8Array>,
+            (cause) => fail("get", key, cause)
+          )
+        })
+      )
+
+    const head: ArtifactStore.Service["head"] = (key) =>
+      Effect.flatMap(contentPath(key), (path) => readMetadata("head", key, path))
+
+    const list: ArtifactStore.Service["list"] = (prefix = "") =>
+      Effect.gen(function* () {
+        // Walk only below the deepest directory the prefix names.
+        const slash = prefix.lastIndexOf("/")
+        const base = slash < 0 ? "" : prefix.slice(0, slash)
+        if (base !== "" && Either.isLeft(yield* Effect.either(ArtifactStore.validateKey(base)))) return []
+        const start = base === "" ? root : Path.join(root, ...base.split("/"))
+        const sidecars: Array<string> = []
+        const walk = async (directory: string, relative: string): Promise<void> => {
+          let entries: Array<Dirent>
+          try {
+            entries = await Fs.readdir(directory, { withFileTypes: true })
+          } catch (cause) {
+            if (errorCode(cause) === "ENOENT" || errorCode(cause) === "ENOTDIR") return
+            throw cause
+          }
+          for (const entry of entries) {
+            const name = relative === "" ? entry.name : `${relative}/${entry.name}`
+            if (entry.isDirectory()) {
+              if (name.startsWith(prefix) || prefix.startsWith(`${name}/`))
+                await walk(Path.join(directory, entry.name), name)
+            } else if (
+              entry.isFile() &&
+              entry.name.endsWith(sidecarSuffix) &&
+              !entry.name.includes(temporaryMarker) &&
+              name.startsWith(prefix)
+            ) {
+              sidecars.push(name.slice(0, -sidecarSuffix.length))
+            }
+          }
+        }
+        yield* attempt("list", prefix, () => walk(start, base))
+        const found = yield* Effect.forEach(
+          sidecars.sort(),
+          (key) => readMetadata("list", key, Path.join(root, ...key.split("/"))),
+          { concurrency: 16 }
+        )
+        return found
+          .flatMap((metadata) => (Option.isSome(metadata) ? [metadata.value] : []))
+          .sort((left, right) => (left.key < right.key ? -1 : left.key > right.key ? 1 : 0))
+      })
+
+    const remove: ArtifactStore.Service["delete"] = (key) =>
+      Effect.gen(function* () {
+        const path = yield* contentPath(key)
+        // The sidecar goes first: once it is gone the artifact no longer exists for readers.
+        yield* attempt("delete", key, () => Fs.rm(path + sidecarSuffix, { force: true }))
+        yield* attempt("delete", key, () => Fs.rm(path, { force: true }))
+      }).pipe(
+        Effect.catchIf(
+          (error) => error._tag === "ArtifactStoreError" && errorCode(error.cause) === "ENOTDIR",
+          () => Effect.void
+        )
+      )
+
+    return ArtifactStore.ArtifactStore.of({ put, get, head, list, delete: remove })
+  })
+
+/** A store in a local directory. */
+export const layer = (options: Options): Layer.Layer<ArtifactStore.ArtifactStore, ArtifactStore.ArtifactStoreError> =>
+  Layer.effect(ArtifactStore.ArtifactStore, make(options))
+
+/** A store in a directory named by configuration (default key `REELKIT_STORE_ROOT`). */
+export const layerConfig = (
+  config: { readonly root?: Config.Config<string> | undefined } = {}
+): Layer.Layer<ArtifactStore.ArtifactStore, ArtifactStore.ArtifactStoreError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(config.root ?? Config.string("REELKIT_STORE_ROOT"), (root) => layer({ root })))

@@ -1,0 +1,131 @@
+import * as EffectVitest from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
+import { ArtifactStore } from "@reelkit/core"
+import * as FileSystemStore from "@reelkit/storage/FileSystemStore"
+import { ArtifactStoreContract } from "@reelkit/testing"
+import { Effect, Either, Fiber, Option, Stream } from "effect"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll } from "vitest"
+
+const root = mkdtempSync(join(tmpdir(), "reelkit-fs-store-"))
+afterAll(() => rmSync(root, { recursive: true, force: true }))
+
+ArtifactStoreContract.suite("FileSystemStore", FileSystemStore.layer({ root: join(root, "contract") }), EffectVitest)
+
+// Every file under a directory, relative, sorted.
+const filesUnder = (directory: string): Array<string> =>
+  readdirSync(directory, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name).slice(directory.length + 1))
+    .sort()
+
+describe("FileSystemStore", () => {
+  it.effect("keeps the content at the key's path and its metadata in a JSON sidecar beside it", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "layout-"))
+      const store = yield* FileSystemStore.make({ root: dir })
+      const metadata = yield* store.put("jobs/42/video.mp4", Stream.make(new TextEncoder().encode("hello")), {
+        contentType: "video/mp4",
+        sourceUrl: "https://cdn.example/v.mp4"
+      })
+      expect(filesUnder(dir)).toEqual(["jobs/42/video.mp4", "jobs/42/video.mp4~meta.json"])
+      expect(readFileSync(join(dir, "jobs/42/video.mp4"), "utf8")).toBe("hello")
+      const sidecar = JSON.parse(readFileSync(join(dir, "jobs/42/video.mp4~meta.json"), "utf8"))
+      expect(sidecar).toEqual({
+        key: "jobs/42/video.mp4",
+        bytes: 5,
+        sha256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+        contentType: "video/mp4",
+        sourceUrl: "https://cdn.example/v.mp4",
+        storedAt: metadata.storedAt
+      })
+    })
+  )
+
+  it.effect("leaves no file behind when a put fails or is too large", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "leftovers-"))
+      const store = yield* FileSystemStore.make({ root: dir })
+      const body = Stream.concat(
+        Stream.make(new Uint8Array(1000)),
+        Stream.fail(new ArtifactStoreContract.BodyFailed({ reason: "reset" }))
+      )
+      expect(Either.isLeft(yield* Effect.either(store.put("a/b.mp4", body, { contentType: "video/mp4" })))).toBe(true)
+      const tooLarge = yield* Effect.either(
+        store.put("a/c.mp4", Stream.make(new Uint8Array(600), new Uint8Array(600)), {
+          contentType: "video/mp4",
+          maxBytes: 1000
+        })
+      )
+      expect(Either.isLeft(tooLarge) && tooLarge.left._tag).toBe("ArtifactTooLarge")
+      expect(filesUnder(dir)).toEqual([])
+    })
+  )
+
+  it.effect("leaves no file behind when the put is interrupted mid-stream", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "interrupted-"))
+      const store = yield* FileSystemStore.make({ root: dir })
+      const body = Stream.concat(Stream.make(new Uint8Array(1000)), Stream.never)
+      const fiber = yield* Effect.fork(store.put("a/b.mp4", body, { contentType: "video/mp4" }))
+      // Let the put open its temporary file and write the first chunk.
+      while (filesUnder(dir).length === 0) yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      expect(filesUnder(dir)[0]).toMatch(/^a\/\.b\.mp4~tmp-[0-9a-f]+$/)
+      yield* Fiber.interrupt(fiber)
+      expect(filesUnder(dir)).toEqual([])
+    })
+  )
+
+  it.effect("ignores content without a sidecar and refuses content whose size disagrees with it", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "torn-"))
+      const store = yield* FileSystemStore.make({ root: dir })
+      // A crash between the content rename and the sidecar rename of a first put.
+      writeFileSync(join(dir, "orphan.mp4"), "partial")
+      expect(Option.isNone(yield* store.head("orphan.mp4"))).toBe(true)
+      expect(yield* store.list()).toEqual([])
+      // A crash between the two renames of an overwrite: new content, old sidecar.
+      yield* store.put("torn.mp4", Stream.make(new Uint8Array(10)), { contentType: "video/mp4" })
+      writeFileSync(join(dir, "torn.mp4"), "a different length")
+      const read = yield* Effect.either(Stream.runDrain(store.get("torn.mp4")))
+      expect(Either.isLeft(read) && read.left._tag).toBe("ArtifactStoreError")
+    })
+  )
+
+  it.effect("streams a file out in chunks of the configured size", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "chunks-"))
+      const store = yield* FileSystemStore.make({ root: dir, readChunkBytes: 64 * 1024 })
+      yield* store.put("big.bin", ArtifactStoreContract.chunked(ArtifactStoreContract.bytesOf(1_000_000)), {
+        contentType: "application/octet-stream"
+      })
+      const sizes: Array<number> = []
+      yield* Stream.runForEach(store.get("big.bin"), (chunk) => Effect.sync(() => sizes.push(chunk.length)))
+      expect(sizes.length).toBe(Math.ceil(1_000_000 / 65_536))
+      expect(Math.max(...sizes)).toBe(65_536)
+    })
+  )
+
+  it.effect("a put into a path whose parent is a file fails as a store error", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "clash-"))
+      const store = yield* FileSystemStore.make({ root: dir })
+      yield* store.put("a", Stream.make(new Uint8Array(1)), { contentType: "x/y" })
+      const clash = yield* Effect.either(store.put("a/b", Stream.make(new Uint8Array(1)), { contentType: "x/y" }))
+      expect(Either.isLeft(clash) && clash.left._tag).toBe("ArtifactStoreError")
+      expect(Option.isSome(yield* store.head("a"))).toBe(true)
+      expect(Option.isNone(yield* store.head("a/b"))).toBe(true)
+      yield* store.delete("a/b")
+    })
+  )
+
+  it.effect("rejects keys before touching the disk", () =>
+    Effect.gen(function* () {
+      const store = yield* FileSystemStore.make({ root: join(root, "keys") })
+      const result = yield* Effect.either(store.head("../x"))
+      expect(Either.isLeft(result) && result.left).toBeInstanceOf(ArtifactStore.InvalidArtifactKey)
+    })
+  )
+})

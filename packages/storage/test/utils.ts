@@ -1,0 +1,167 @@
+// Shared helpers: child processes running fixtures through tsx, and finding (or starting) a
+// PostgreSQL server on loopback for the PgLedger tests.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { createConnection, createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const packageDir = fileURLToPath(new URL("..", import.meta.url))
+const fixturesDir = join(packageDir, "test/fixtures")
+
+/** Starts `test/fixtures/<name>.ts` in a child Node process, with workspace packages resolved to sources. */
+export const spawnFixture = (name: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  spawn(process.execPath, ["--import", "tsx", join(fixturesDir, `${name}.ts`), ...args], {
+    cwd: packageDir,
+    env: { ...process.env, TSX_TSCONFIG_PATH: join(fixturesDir, "tsconfig.json"), ...env },
+    stdio: ["pipe", "pipe", "pipe"]
+  })
+
+/** Collects a child's output lines; `waitFor` resolves when a line matches. */
+export const lines = (child: ChildProcess) => {
+  const seen: Array<string> = []
+  let stderr = ""
+  const waiters: Array<{ match: (line: string) => boolean; resolve: (line: string) => void }> = []
+  let buffer = ""
+  child.stdout!.on("data", (data: Buffer) => {
+    buffer += data.toString("utf8")
+    let newline = buffer.indexOf("\n")
+    while (newline >= 0) {
+      const line = buffer.slice(0, newline)
+      buffer = buffer.slice(newline + 1)
+      seen.push(line)
+      for (const waiter of [...waiters]) {
+        if (waiter.match(line)) {
+          waiters.splice(waiters.indexOf(waiter), 1)
+          waiter.resolve(line)
+        }
+      }
+      newline = buffer.indexOf("\n")
+    }
+  })
+  child.stderr!.on("data", (data: Buffer) => {
+    stderr += data.toString("utf8")
+  })
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  return {
+    seen,
+    stderr: () => stderr,
+    exited,
+    waitFor: (match: (line: string) => boolean) => {
+      const found = seen.find(match)
+      if (found !== undefined) return Promise.resolve(found)
+      return Promise.race([
+        new Promise<string>((resolve) => waiters.push({ match, resolve })),
+        exited.then((code): string => {
+          throw new Error(`child exited with ${code} before the expected line; stderr:\n${stderr}`)
+        })
+      ])
+    }
+  }
+}
+
+/** Where a PostgreSQL server answers, and how to stop it if this run started it. */
+export interface Postgres {
+  readonly host: string
+  readonly port: number
+  readonly stop: () => void
+}
+
+const canConnect = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = createConnection({ host: "127.0.0.1", port })
+    socket.setTimeout(1000)
+    socket.once("connect", () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once("error", () => resolve(false))
+    socket.once("timeout", () => {
+      socket.destroy()
+      resolve(false)
+    })
+  })
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
+    })
+  })
+
+const findBinary = (name: string): string | undefined => {
+  const candidates = (process.env.PATH ?? "").split(":").map((dir) => join(dir, name))
+  if (existsSync("/usr/lib/postgresql")) {
+    for (const version of readdirSync("/usr/lib/postgresql").sort().reverse()) {
+      candidates.push(join("/usr/lib/postgresql", version, "bin", name))
+    }
+  }
+  return candidates.find((candidate) => existsSync(candidate))
+}
+
+/**
+ * The machine's PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres) if it answers; otherwise a
+ * private cluster started with initdb/pg_ctl in a temp dir (as the postgres user when running as
+ * root); otherwise the reason none is available.
+ */
+export const findPostgres = async (): Promise<Postgres | { readonly unavailable: string }> => {
+  // REELKIT_TEST_PG=private skips the shared server, to exercise the private-cluster path.
+  if (process.env.REELKIT_TEST_PG !== "private" && (await canConnect(5432)))
+    return { host: "127.0.0.1", port: 5432, stop: () => undefined }
+  const initdb = findBinary("initdb")
+  const pgCtl = findBinary("pg_ctl")
+  if (initdb === undefined || pgCtl === undefined) {
+    return { unavailable: "nothing answers on 127.0.0.1:5432 and initdb/pg_ctl are not installed" }
+  }
+  const asPostgres = (command: string, args: ReadonlyArray<string>) =>
+    process.getuid?.() === 0
+      ? (["runuser", ["-u", "postgres", "--", command, ...args]] as const)
+      : ([command, args] as const)
+  const dir = mkdtempSync(join(tmpdir(), "reelkit-pg-"))
+  try {
+    chmodSync(dir, 0o777)
+    const port = await freePort()
+    const [initCommand, initArgs] = asPostgres(initdb, ["-D", join(dir, "data"), "-A", "trust", "-U", "postgres"])
+    execFileSync(initCommand, initArgs, { stdio: "ignore" })
+    const [startCommand, startArgs] = asPostgres(pgCtl, [
+      "-D",
+      join(dir, "data"),
+      "-l",
+      join(dir, "log"),
+      "-o",
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`,
+      "-w",
+      "start"
+    ])
+    execFileSync(startCommand, startArgs, { stdio: "ignore" })
+    const pid = Number(readFileSync(join(dir, "data/postmaster.pid"), "utf8").split("\n")[0])
+    return {
+      host: "127.0.0.1",
+      port,
+      stop: () => {
+        try {
+          // SIGINT is PostgreSQL's "fast shutdown"; sent to the postmaster we started, by pid.
+          process.kill(pid, "SIGINT")
+          // Wait (up to 10 s) for the postmaster to exit before deleting its directory.
+          const pause = new Int32Array(new SharedArrayBuffer(4))
+          for (let tries = 0; tries < 200; tries++) {
+            process.kill(pid, 0)
+            Atomics.wait(pause, 0, 0, 50)
+          }
+        } catch {}
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true })
+    return { unavailable: `nothing answers on 127.0.0.1:5432 and a private cluster failed to start: ${error}` }
+  }
+}
+
+/** A database name no other run uses. */
+export const privateDatabaseName = () => `reelkit_test_${randomBytes(6).toString("hex")}`
