@@ -193,7 +193,13 @@ export const layer = (options: Options): Layer.Layer<Apixo, never, HttpClient.Ht
 /** Reads `APIXO_API_KEY` (secret) and `APIXO_BASE_URL` (default `https://api.apixo.ai`). */
 export const config: Config.Config<Options> = Config.all({
   apiKey: Config.redacted("APIXO_API_KEY"),
-  baseUrl: Config.string("APIXO_BASE_URL").pipe(Config.withDefault(defaultBaseUrl))
+  baseUrl: Config.string("APIXO_BASE_URL").pipe(
+    Config.withDefault(defaultBaseUrl),
+    Config.validate({
+      message: "must be an absolute http(s) URL",
+      validation: (value) => Schema.is(ApixoProtocol.HttpUrl)(value.trim())
+    })
+  )
 })
 
 /** The client from configuration; by default `APIXO_API_KEY` and `APIXO_BASE_URL`. */

@@ -358,6 +358,20 @@ describe("Apixo", () => {
         )
         expect(ConfigError.isConfigError(missing)).toBe(true)
         expect(String(missing)).toContain("APIXO_API_KEY")
+        const badUrl = yield* Effect.flip(
+          Apixo.Apixo.pipe(
+            Effect.provide(Apixo.layerConfig().pipe(Layer.provide(NodeHttpClient.layerUndici))),
+            Effect.withConfigProvider(
+              ConfigProvider.fromMap(
+                new Map([
+                  ["APIXO_API_KEY", apiKey],
+                  ["APIXO_BASE_URL", "api.apixo.ai"]
+                ])
+              )
+            )
+          )
+        )
+        expect(String(badUrl)).toContain("must be an absolute http(s) URL")
       })
     )
   })
