@@ -12,3 +12,24 @@ Effect.runPromise(
   assert.equal(result.left.path, "input")
   console.log("@reelkit/testing CJS ok")
 })
+
+// The fake apixo server from the CJS build: it must find the MP4 fixture from dist/cjs.
+const { FakeApixo } = require("@reelkit/testing")
+
+FakeApixo.start({ timings: { processingAfter: 0, completeAfter: 0 } }).then(async (fake) => {
+  try {
+    const submitted = await fetch(`${fake.url}/api/v1/generateTask/any-model`, {
+      method: "POST",
+      headers: { authorization: "Bearer test-key", "content-type": "application/json" },
+      body: JSON.stringify({ input: { mode: "text-to-video", prompt: "x" } })
+    }).then((response) => response.json())
+    const download = await fetch(fake.resultUrl(submitted.data.taskId))
+    assert.equal(download.status, 200)
+    assert.equal(download.headers.get("content-type"), "video/mp4")
+    assert.ok((await download.arrayBuffer()).byteLength > 1000)
+    assert.equal(fake.requests.at(-1).authorizationSent, false)
+    console.log("@reelkit/testing FakeApixo CJS ok")
+  } finally {
+    await fake.close()
+  }
+})

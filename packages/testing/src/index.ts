@@ -10,3 +10,7 @@ export * as ScriptedProvider from "./ScriptedProvider.js"
 export * as TaskLedgerContract from "./TaskLedgerContract.js"
 /** The contract suite every `ArtifactStore` adapter must pass. */
 export * as ArtifactStoreContract from "./ArtifactStoreContract.js"
+/** A fake apixo.ai server on a real socket, with fault injection and recordings. */
+export * as FakeApixo from "./FakeApixo.js"
+/** The contract suite every `TaskProvider` must pass. */
+export * as TaskProviderContract from "./TaskProviderContract.js"

@@ -1,0 +1,730 @@
+/**
+ * The fake apixo server's machinery: a node:http server whose every request is handled by an
+ * Effect run on the runtime the fake was built in, so all time (task progress, URL expiry, rate
+ * windows, slow answers, callback delays) comes from that runtime's Clock.
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberSet from "effect/FiberSet"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import { readFile } from "node:fs/promises"
+import * as Http from "node:http"
+import type * as FakeApixo from "../FakeApixo.js"
+import { findSampleVideo } from "./fakeApixoFixture.js"
+
+const minute = 60_000
+const maxBodyBytes = 1024 * 1024
+
+type MutableRequest = {
+  -readonly [K in keyof FakeApixo.RequestRecord]: FakeApixo.RequestRecord[K]
+}
+
+interface RuleState {
+  readonly rule: FakeApixo.FaultRule
+  seen: number
+  fired: number
+}
+
+/** What a handler decided to answer, written once any `slow` delay has passed. */
+type Answer =
+  | {
+      readonly _tag: "Json"
+      readonly status: number
+      readonly body: string
+      readonly headers?: Http.OutgoingHttpHeaders
+    }
+  | { readonly _tag: "Reset" }
+  | {
+      readonly _tag: "Video"
+      readonly head: boolean
+      readonly truncateAt: number | undefined
+    }
+
+const envelope = (code: number, message: string, data: unknown = null): string =>
+  JSON.stringify({ code, message, data })
+
+const json = (status: number, message: string, data: unknown = null, headers?: Http.OutgoingHttpHeaders): Answer =>
+  headers === undefined
+    ? { _tag: "Json", status, body: envelope(status, message, data) }
+    : { _tag: "Json", status, body: envelope(status, message, data), headers }
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+const resolvePerTask = <A>(value: FakeApixo.PerTask<A> | undefined, task: FakeApixo.TaskRequest): A | undefined =>
+  typeof value === "function" ? (value as (task: FakeApixo.TaskRequest) => A)(task) : value
+
+const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.map((segment) => (typeof segment === "number" ? `[${segment}]` : `.${String(segment)}`)).join("")
+
+interface Classified {
+  readonly route: FakeApixo.RequestRoute
+  readonly modelId: string | undefined
+  readonly taskId: string | undefined
+  readonly index: number | undefined
+}
+
+const classify = (method: string, url: URL): Classified => {
+  const generate = /^\/api\/v1\/generateTask\/([^/]+)$/.exec(url.pathname)
+  if (generate !== null && method === "POST") {
+    return { route: "generate", modelId: decodeURIComponent(generate[1]!), taskId: undefined, index: undefined }
+  }
+  const status = /^\/api\/v1\/statusTask\/([^/]+)$/.exec(url.pathname)
+  if (status !== null && method === "GET") {
+    return {
+      route: "status",
+      modelId: decodeURIComponent(status[1]!),
+      taskId: url.searchParams.get("taskId") ?? undefined,
+      index: undefined
+    }
+  }
+  const download = /^\/results\/([^/]+)\/(\d+)\.mp4$/.exec(url.pathname)
+  if (download !== null && (method === "GET" || method === "HEAD")) {
+    return {
+      route: "download",
+      modelId: undefined,
+      taskId: decodeURIComponent(download[1]!),
+      index: Number(download[2])
+    }
+  }
+  return { route: "other", modelId: undefined, taskId: undefined, index: undefined }
+}
+
+const readBody = (request: Http.IncomingMessage): Effect.Effect<Buffer | "tooLarge", string> =>
+  Effect.async<Buffer | "tooLarge", string>((resume) => {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    let done = false
+    request.on("data", (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= maxBodyBytes) chunks.push(chunk)
+    })
+    request.on("end", () => {
+      if (done) return
+      done = true
+      resume(Effect.succeed(size > maxBodyBytes ? "tooLarge" : Buffer.concat(chunks)))
+    })
+    request.on("error", (error) => {
+      if (done) return
+      done = true
+      resume(Effect.fail(String(error)))
+    })
+  })
+
+/** Dependencies the public module hands in (kept there so this file imports no values from it). */
+export interface Deps<E> {
+  readonly fingerprint: (apiKey: string) => string
+  readonly makeError: (message: string, cause: unknown) => E
+}
+
+/** Builds and starts the fake in the current scope. */
+export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effect<FakeApixo.Service, E, Scope.Scope> =>
+  Effect.gen(function* () {
+    const apiKeys = options.apiKeys ?? ["test-key"]
+    if (apiKeys.length === 0)
+      return yield* Effect.fail(deps.makeError("FakeApixo needs at least one API key", undefined))
+    const keyFingerprints = new Set(apiKeys.map(deps.fingerprint))
+    const video =
+      options.video ??
+      (yield* Effect.tryPromise({
+        try: () => readFile(findSampleVideo()),
+        catch: (cause) => deps.makeError("Cannot read the sample video fixture", cause)
+      }))
+    const models = options.models ?? {}
+    const requestsPerMinute = options.requestsPerMinute ?? 60
+    const concurrentTasks = options.concurrentTasks ?? 10
+    const retryAfter = options.retryAfter ?? "auto"
+    const retentionMillis = Duration.toMillis(options.resultRetention ?? Duration.days(15))
+    const callbackOptions = options.callbacks ?? {}
+    const host = options.host ?? "127.0.0.1"
+
+    const requests: Array<MutableRequest> = []
+    const tasks = new Map<string, FakeApixo.TaskRecord>()
+    const bills: Array<FakeApixo.BillRecord> = []
+    const callbacks: Array<FakeApixo.CallbackRecord> = []
+    const rules: Array<RuleState> = (options.faults ?? []).map((rule) => ({ rule, seen: 0, fired: 0 }))
+    // Admitted generate/status requests per key fingerprint, for the sliding rate window.
+    const admitted = new Map<string, Array<number>>()
+    let balance = options.balanceSeconds ?? Number.POSITIVE_INFINITY
+    let taskSequence = 0
+    let callbackSequence = 0
+    let baseUrl = ""
+
+    // Waiters re-check their predicate after every recorded event; no polling, no time.
+    const waiters = new Set<() => void>()
+    const notify = () => {
+      for (const waiter of [...waiters]) waiter()
+    }
+
+    const pickFault = (route: FakeApixo.Route, modelId: string | undefined): FakeApixo.Fault | undefined => {
+      let chosen: FakeApixo.Fault | undefined
+      for (const state of rules) {
+        const match = state.rule.match
+        const routes: ReadonlyArray<FakeApixo.Route> = typeof match.route === "string" ? [match.route] : match.route
+        if (!routes.includes(route)) continue
+        if (match.modelId !== undefined && match.modelId !== modelId) continue
+        state.seen++
+        if (chosen !== undefined) continue
+        if (match.times !== undefined && state.fired >= match.times) continue
+        const fires =
+          match.nth !== undefined
+            ? typeof match.nth === "number"
+              ? state.seen === match.nth
+              : match.nth.includes(state.seen)
+            : match.every !== undefined
+              ? state.seen % match.every === 0
+              : true
+        if (fires) {
+          state.fired++
+          chosen = state.rule.fault
+        }
+      }
+      return chosen
+    }
+
+    const retryAfterHeader = (autoSeconds: number): Http.OutgoingHttpHeaders =>
+      retryAfter === "none"
+        ? {}
+        : { "retry-after": String(retryAfter === "auto" ? Math.max(1, Math.ceil(autoSeconds)) : retryAfter) }
+
+    const stateAt = (task: FakeApixo.TaskRecord, now: number): string =>
+      now < task.processingAt
+        ? "pending"
+        : now < task.completedAt
+          ? "processing"
+          : task.outcome._tag === "Success"
+            ? "success"
+            : "failed"
+
+    /** The status `data` of a task at `now`, with a status-shaped fault applied. */
+    const statusData = (task: FakeApixo.TaskRecord, now: number, fault: FakeApixo.Fault | undefined) => {
+      const times = { completeTime: task.completedAt, costTime: task.completedAt - task.createdAt }
+      if (fault?._tag === "UnknownState") {
+        return { taskId: task.taskId, state: fault.state, createTime: task.createdAt }
+      }
+      if (fault?._tag === "MalformedResultJson") {
+        const truncated = JSON.stringify({ resultUrls: task.resultUrls }).slice(0, -3)
+        return { taskId: task.taskId, state: "success", resultJson: truncated, createTime: task.createdAt, ...times }
+      }
+      const state = stateAt(task, now)
+      if (state === "success") {
+        return {
+          taskId: task.taskId,
+          state,
+          resultJson: JSON.stringify({ resultUrls: task.resultUrls }),
+          createTime: task.createdAt,
+          ...times
+        }
+      }
+      if (state === "failed" && task.outcome._tag === "Failed") {
+        return {
+          taskId: task.taskId,
+          state,
+          failCode: task.outcome.failCode,
+          failMsg: task.outcome.failMsg,
+          createTime: task.createdAt,
+          ...times
+        }
+      }
+      return { taskId: task.taskId, state, createTime: task.createdAt }
+    }
+
+    const isActive = (task: FakeApixo.TaskRecord, now: number) => task.createdAt <= now && now < task.completedAt
+
+    const sleepUntil = (target: number) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => (now >= target ? Effect.void : Effect.sleep(target - now)))
+
+    const run = yield* FiberSet.makeRuntime<never>()
+
+    // ---- callbacks -------------------------------------------------------------------------
+
+    const postCallback = (url: string, body: string) =>
+      Effect.tryPromise({
+        try: async (signal) => {
+          const response = await fetch(url, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body,
+            signal
+          })
+          await response.arrayBuffer().catch(() => undefined)
+          return response.status
+        },
+        catch: (error) => String(error)
+      }).pipe(Effect.either)
+
+    const recordCallback = (record: FakeApixo.CallbackRecord) => {
+      callbacks.push(record)
+      notify()
+    }
+
+    // Every wait below sleeps until an absolute Clock time: a test that moved TestClock past it
+    // before this fiber got to sleep still sees the POST go out, instead of a wait that never ends.
+    const deliverCopy = (task: FakeApixo.TaskRecord, url: string, copy: number, dueAt: number) =>
+      Effect.gen(function* () {
+        const retries = callbackOptions.retries ?? 3
+        const retryDelay = Duration.toMillis(callbackOptions.retryDelay ?? Duration.seconds(1))
+        let due = dueAt
+        for (let attempt = 1; attempt <= retries + 1; attempt++) {
+          yield* sleepUntil(due)
+          const fault = pickFault("callback", task.modelId)
+          if (fault?._tag === "Slow") yield* sleepUntil(due + Duration.toMillis(fault.delay))
+          const sequence = ++callbackSequence
+          const at = yield* Clock.currentTimeMillis
+          const body =
+            fault?._tag === "MalformedJson"
+              ? `{"code":200,"message":"success","data":{"taskId":"${task.taskId}",`
+              : envelope(200, "success", statusData(task, task.completedAt, fault))
+          if (fault?._tag === "DropCallback") {
+            recordCallback({
+              sequence,
+              taskId: task.taskId,
+              url,
+              body,
+              copy,
+              attempt,
+              at,
+              outcome: "dropped",
+              status: undefined,
+              error: undefined
+            })
+            return
+          }
+          const result = yield* postCallback(url, body)
+          const delivered = Either.isRight(result) && result.right >= 200 && result.right < 300
+          recordCallback({
+            sequence,
+            taskId: task.taskId,
+            url,
+            body,
+            copy,
+            attempt,
+            at,
+            outcome: delivered ? "delivered" : "failed",
+            status: Either.isRight(result) ? result.right : undefined,
+            error: Either.isLeft(result) ? result.left : undefined
+          })
+          if (delivered) return
+          due = at + retryDelay * 2 ** (attempt - 1)
+        }
+      })
+
+    const scheduleCallbacks = (task: FakeApixo.TaskRecord, url: string) =>
+      run(
+        Effect.gen(function* () {
+          const firstAt = task.completedAt + Duration.toMillis(callbackOptions.delay ?? 0)
+          const duplicates = callbackOptions.duplicates ?? 0
+          const duplicateDelay = Duration.toMillis(callbackOptions.duplicateDelay ?? Duration.seconds(1))
+          for (let copy = 0; copy <= duplicates; copy++) {
+            yield* deliverCopy(task, url, copy, firstAt + copy * duplicateDelay)
+          }
+        })
+      )
+
+    // ---- routes ----------------------------------------------------------------------------
+
+    const badRequest = (text: string): Answer =>
+      options.validationErrorStyle === "dataError" ? json(400, "Bad Request", { error: text }) : json(400, text)
+
+    const generate = (record: MutableRequest, modelId: string, raw: Buffer, now: number) => {
+      let body: unknown
+      try {
+        body = JSON.parse(raw.toString("utf8"))
+      } catch {
+        return { answer: badRequest("Invalid JSON body") }
+      }
+      if (!isRecord(body)) return { answer: badRequest("The request body must be a JSON object") }
+      const input = body.input
+      if (!isRecord(input)) return { answer: badRequest("input is required and must be an object") }
+      const requestType = body.request_type ?? "async"
+      if (requestType !== "async" && requestType !== "callback") {
+        return { answer: badRequest('request_type must be "async" or "callback"') }
+      }
+      const callbackUrl = body.callback_url
+      if (requestType === "callback" && (typeof callbackUrl !== "string" || !/^https?:\/\//.test(callbackUrl))) {
+        return { answer: badRequest("callback_url is required when request_type is callback") }
+      }
+      if (body.provider !== undefined && typeof body.provider !== "string") {
+        return { answer: badRequest("provider must be a string") }
+      }
+      const model = models[modelId] ?? {}
+      if (model.inputSchema !== undefined) {
+        const decoded = Schema.decodeUnknownEither(model.inputSchema as Schema.Schema<unknown, unknown, never>)(input)
+        if (Either.isLeft(decoded)) {
+          const issue = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]
+          const text = issue === undefined ? "input is invalid" : `input${formatPath(issue.path)}: ${issue.message}`
+          return { answer: badRequest(text) }
+        }
+      }
+      const keyFingerprint = record.keyFingerprint!
+      const active = [...tasks.values()].filter((task) => task.keyFingerprint === keyFingerprint && isActive(task, now))
+      if (active.length >= concurrentTasks) {
+        const firstDone = Math.min(...active.map((task) => task.completedAt))
+        return {
+          answer: json(429, "Too many concurrent tasks", null, retryAfterHeader((firstDone - now) / 1000))
+        }
+      }
+      const billable =
+        model.billableSeconds?.(input) ??
+        (typeof input.duration === "number" && input.duration > 0
+          ? input.duration
+          : (options.defaultDurationSeconds ?? 5))
+      if (balance < billable) return { answer: json(402, "Insufficient credits") }
+
+      const sequence = ++taskSequence
+      const taskId = `task_${String(sequence).padStart(8, "0")}`
+      const request: FakeApixo.TaskRequest = {
+        modelId,
+        input,
+        requestType,
+        callbackUrl: requestType === "callback" ? (callbackUrl as string) : undefined,
+        provider: body.provider as string | undefined,
+        sequence
+      }
+      const timings = resolvePerTask(model.timings, request) ?? {}
+      const defaults = resolvePerTask(options.timings, request) ?? {}
+      const processingAfter = Duration.toMillis(
+        timings.processingAfter ?? defaults.processingAfter ?? Duration.seconds(1)
+      )
+      const completeAfter = Math.max(
+        processingAfter,
+        Duration.toMillis(timings.completeAfter ?? defaults.completeAfter ?? Duration.seconds(5))
+      )
+      const outcome = resolvePerTask(model.outcome, request) ??
+        resolvePerTask(options.outcome, request) ?? { _tag: "Success", resultCount: 1 }
+      const resultUrls =
+        outcome._tag === "Success"
+          ? Array.from({ length: outcome.resultCount }, (_, index) => resultUrl(taskId, index))
+          : []
+      const task: FakeApixo.TaskRecord = {
+        taskId,
+        modelId,
+        keyFingerprint,
+        input,
+        requestType,
+        callbackUrl: request.callbackUrl,
+        provider: request.provider,
+        createdAt: now,
+        processingAt: now + processingAfter,
+        completedAt: now + completeAfter,
+        outcome,
+        billedSeconds: billable,
+        resultUrls
+      }
+      tasks.set(taskId, task)
+      balance -= billable
+      bills.push({ taskId, modelId, keyFingerprint, seconds: billable, at: now, balanceAfter: balance })
+      record.taskId = taskId
+      if (task.callbackUrl !== undefined) scheduleCallbacks(task, task.callbackUrl)
+      notify()
+      return { answer: json(200, "success", { taskId }), task }
+    }
+
+    const status = (classified: Classified, now: number, fault: FakeApixo.Fault | undefined): Answer => {
+      if (classified.taskId === undefined || classified.taskId === "") return badRequest("taskId is required")
+      const task = tasks.get(classified.taskId)
+      if (task === undefined || task.modelId !== classified.modelId) return json(404, "Task not found")
+      return json(200, "success", statusData(task, now, fault))
+    }
+
+    const download = (classified: Classified, method: string, now: number, fault: FakeApixo.Fault | undefined) => {
+      const task = classified.taskId === undefined ? undefined : tasks.get(classified.taskId)
+      if (
+        task === undefined ||
+        stateAt(task, now) !== "success" ||
+        classified.index === undefined ||
+        classified.index >= task.resultUrls.length
+      ) {
+        return json(404, "Not found")
+      }
+      if (now >= task.completedAt + retentionMillis) return json(410, "Result expired")
+      const answer: Answer = {
+        _tag: "Video",
+        head: method === "HEAD",
+        truncateAt: fault?._tag === "TruncatedDownload" ? Math.max(0, Math.min(fault.bytes, video.length)) : undefined
+      }
+      return answer
+    }
+
+    // ---- the request handler ---------------------------------------------------------------
+
+    const write = (request: Http.IncomingMessage, response: Http.ServerResponse, answer: Answer) => {
+      if (response.headersSent || response.destroyed) return undefined
+      switch (answer._tag) {
+        case "Reset":
+          request.socket.destroy()
+          return undefined
+        case "Json":
+          response.writeHead(answer.status, {
+            "content-type": "application/json; charset=utf-8",
+            "content-length": Buffer.byteLength(answer.body),
+            ...answer.headers
+          })
+          response.end(answer.body)
+          return answer.status
+        case "Video":
+          response.writeHead(200, { "content-type": "video/mp4", "content-length": video.length })
+          if (answer.head) {
+            response.end()
+          } else if (answer.truncateAt !== undefined) {
+            // Flush the announced headers and part of the body, then cut the connection.
+            response.write(video.subarray(0, answer.truncateAt), () => response.destroy())
+          } else {
+            response.end(video)
+          }
+          return 200
+      }
+    }
+
+    const handle = (request: Http.IncomingMessage, response: Http.ServerResponse) =>
+      Effect.gen(function* () {
+        const at = yield* Clock.currentTimeMillis
+        const method = request.method ?? "GET"
+        const url = new URL(request.url ?? "/", "http://fake.invalid")
+        const classified = classify(method, url)
+        const authorization = request.headers.authorization
+        const bearer = authorization === undefined ? undefined : /^Bearer\s+(.+)$/i.exec(authorization)?.[1]?.trim()
+        const keyFingerprint = bearer === undefined ? undefined : deps.fingerprint(bearer)
+        const record: MutableRequest = {
+          sequence: requests.length + 1,
+          method,
+          path: url.pathname + url.search,
+          route: classified.route,
+          modelId: classified.modelId,
+          taskId: classified.route === "generate" ? undefined : classified.taskId,
+          authorizationSent: authorization !== undefined,
+          keyFingerprint,
+          authorized: keyFingerprint !== undefined && keyFingerprints.has(keyFingerprint),
+          at,
+          status: undefined,
+          fault: undefined
+        }
+        if (classified.route === "download" && classified.taskId !== undefined) {
+          record.modelId = tasks.get(classified.taskId)?.modelId
+        }
+        requests.push(record)
+        notify()
+
+        const answer = yield* decide(request, record, classified, at)
+        if (answer.delay !== undefined) yield* sleepUntil(at + Duration.toMillis(answer.delay))
+        record.status = write(request, response, answer.answer)
+        notify()
+      }).pipe(
+        Effect.catchAllCause(() =>
+          Effect.sync(() => {
+            if (!response.headersSent && !response.destroyed) {
+              const body = envelope(500, "Internal error of the fake")
+              response.writeHead(500, { "content-type": "application/json; charset=utf-8" })
+              response.end(body)
+            }
+            notify()
+          })
+        )
+      )
+
+    const decide = (
+      request: Http.IncomingMessage,
+      record: MutableRequest,
+      classified: Classified,
+      at: number
+    ): Effect.Effect<{ readonly answer: Answer; readonly delay?: Duration.DurationInput }> =>
+      Effect.gen(function* () {
+        const route = classified.route
+        if (route === "other") return { answer: json(404, "Not found") }
+
+        if (route === "generate" || route === "status") {
+          if (!record.authorized) return { answer: json(401, "Invalid or missing API key") }
+          if (options.strictModels === true && models[classified.modelId!] === undefined) {
+            return { answer: json(404, `Model ${classified.modelId} not found`) }
+          }
+          const fingerprintKey = record.keyFingerprint!
+          const window = (admitted.get(fingerprintKey) ?? []).filter((time) => time > at - minute)
+          admitted.set(fingerprintKey, window)
+          if (window.length >= requestsPerMinute) {
+            return {
+              answer: json(429, "Rate limit exceeded", null, retryAfterHeader((window[0]! + minute - at) / 1000))
+            }
+          }
+          window.push(at)
+        }
+
+        const fault = pickFault(route, classified.modelId)
+        record.fault = fault?._tag
+        const delay = fault?._tag === "Slow" ? fault.delay : undefined
+        const withDelay = (answer: Answer) => (delay === undefined ? { answer } : { answer, delay })
+
+        if (fault?._tag === "ResetBeforeCreate") return { answer: { _tag: "Reset" } as const }
+        if (fault?._tag === "RateLimit") {
+          const headers =
+            fault.retryAfterSeconds === undefined ? undefined : { "retry-after": String(fault.retryAfterSeconds) }
+          return { answer: json(429, "Rate limit exceeded", null, headers) }
+        }
+        if (fault?._tag === "Status5xx" && !fault.afterCreate) {
+          return { answer: json(fault.status, "Server error") }
+        }
+
+        switch (route) {
+          case "generate": {
+            const raw = yield* Effect.either(readBody(request))
+            if (Either.isLeft(raw)) return { answer: { _tag: "Reset" } as const }
+            if (raw.right === "tooLarge") return { answer: json(413, "Request body too large") }
+            const outcome = generate(record, classified.modelId!, raw.right, at)
+            if (outcome.task === undefined) return withDelay(outcome.answer)
+            if (fault?._tag === "ResetAfterCreate") return { answer: { _tag: "Reset" } as const }
+            if (fault?._tag === "Status5xx") return withDelay(json(fault.status, "Server error"))
+            if (fault?._tag === "MalformedJson") return withDelay(malformedAnswer(outcome.task.taskId))
+            return withDelay(outcome.answer)
+          }
+          case "status": {
+            const answer = status(classified, at, fault)
+            if (fault?._tag === "ResetAfterCreate") return { answer: { _tag: "Reset" } as const }
+            if (fault?._tag === "Status5xx") return withDelay(json(fault.status, "Server error"))
+            if (fault?._tag === "MalformedJson" && answer._tag === "Json" && answer.status === 200) {
+              return withDelay(malformedAnswer(classified.taskId!))
+            }
+            return withDelay(answer)
+          }
+          case "download": {
+            const answer = download(classified, request.method ?? "GET", at, fault)
+            if (fault?._tag === "ResetAfterCreate") return { answer: { _tag: "Reset" } as const }
+            if (fault?._tag === "Status5xx") return withDelay(json(fault.status, "Server error"))
+            return withDelay(answer)
+          }
+        }
+      })
+
+    const malformedAnswer = (taskId: string): Answer => ({
+      _tag: "Json",
+      status: 200,
+      body: `{"code":200,"message":"success","data":{"taskId":"${taskId}"`
+    })
+
+    const resultUrl = (taskId: string, index = 0) => `${baseUrl}/results/${encodeURIComponent(taskId)}/${index}.mp4`
+
+    // ---- the socket --------------------------------------------------------------------------
+
+    const httpServer = Http.createServer((request, response) => {
+      run(handle(request, response))
+    })
+    const port = yield* Effect.acquireRelease(
+      Effect.async<number, E>((resume) => {
+        const onError = (error: Error) => resume(Effect.fail(deps.makeError(`Cannot listen: ${error.message}`, error)))
+        httpServer.once("error", onError)
+        httpServer.listen(options.port ?? 0, host, () => {
+          httpServer.off("error", onError)
+          const address = httpServer.address()
+          resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
+        })
+      }),
+      () =>
+        Effect.async<void>((resume) => {
+          httpServer.close(() => resume(Effect.void))
+          httpServer.closeAllConnections()
+        })
+    )
+    const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host
+    baseUrl = `http://${urlHost}:${port}`
+
+    const snapshot = <A extends object>(items: Iterable<A>): ReadonlyArray<A> => [...items].map((item) => ({ ...item }))
+
+    const service: FakeApixo.Service = {
+      url: baseUrl,
+      port,
+      apiKey: Redacted.make(apiKeys[0]!),
+      get requests() {
+        return snapshot(requests)
+      },
+      get tasks() {
+        return snapshot(tasks.values())
+      },
+      get bills() {
+        return snapshot(bills)
+      },
+      get callbacks() {
+        return snapshot(callbacks)
+      },
+      get balanceSeconds() {
+        return balance
+      },
+      setBalance: (seconds) => {
+        balance = seconds
+      },
+      addFault: (rule) => {
+        rules.push({ rule, seen: 0, fired: 0 })
+      },
+      clearFaults: () => {
+        rules.length = 0
+      },
+      resultUrl,
+      billedSeconds: (taskId) =>
+        bills.filter((bill) => taskId === undefined || bill.taskId === taskId).reduce((sum, b) => sum + b.seconds, 0),
+      maxRequestsPerWindow: (windowOptions) => {
+        const windowMillis = Duration.toMillis(windowOptions?.window ?? Duration.minutes(1))
+        const byKey = new Map<string, Array<number>>()
+        for (const request of requests) {
+          if (request.route !== "generate" && request.route !== "status") continue
+          if (request.keyFingerprint === undefined) continue
+          if (windowOptions?.keyFingerprint !== undefined && request.keyFingerprint !== windowOptions.keyFingerprint) {
+            continue
+          }
+          const times = byKey.get(request.keyFingerprint) ?? []
+          times.push(request.at)
+          byKey.set(request.keyFingerprint, times)
+        }
+        let max = 0
+        for (const times of byKey.values()) {
+          times.sort((a, b) => a - b)
+          let start = 0
+          for (let end = 0; end < times.length; end++) {
+            while (times[end]! - times[start]! >= windowMillis) start++
+            max = Math.max(max, end - start + 1)
+          }
+        }
+        return max
+      },
+      maxConcurrentTasks: (keyFingerprint) => {
+        const byKey = new Map<string, Array<[number, number]>>()
+        for (const task of tasks.values()) {
+          if (keyFingerprint !== undefined && task.keyFingerprint !== keyFingerprint) continue
+          const list = byKey.get(task.keyFingerprint) ?? []
+          list.push([task.createdAt, 1], [task.completedAt, -1])
+          byKey.set(task.keyFingerprint, list)
+        }
+        let max = 0
+        for (const events of byKey.values()) {
+          // A task ending at the instant another starts frees its slot first.
+          events.sort((a, b) => a[0] - b[0] || a[1] - b[1])
+          let current = 0
+          for (const [, delta] of events) {
+            current += delta
+            max = Math.max(max, current)
+          }
+        }
+        return max
+      },
+      waitUntil: (predicate) =>
+        Effect.async<void>((resume) => {
+          if (predicate(service)) return resume(Effect.void)
+          const check = () => {
+            if (predicate(service)) {
+              waiters.delete(check)
+              resume(Effect.void)
+            }
+          }
+          waiters.add(check)
+          return Effect.sync(() => {
+            waiters.delete(check)
+          })
+        }),
+      awaitRequests: (count) =>
+        service.waitUntil(() => requests.length >= count).pipe(Effect.map(() => service.requests)),
+      awaitCallbacks: (count) =>
+        service.waitUntil(() => callbacks.length >= count).pipe(Effect.map(() => service.callbacks))
+    }
+    return service
+  })
