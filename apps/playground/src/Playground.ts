@@ -1,0 +1,182 @@
+/**
+ * Wires reelkit's real layers for the playground: the Vidu Q3 provider on apixo (or on an
+ * in-process fake apixo server when no API key is set), the SQLite ledger and the file-system
+ * store under `REELKIT_HOME`, and one `TaskClient` over them.
+ */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import {
+  AccountLimits,
+  type ArtifactStore,
+  Callbacks,
+  TaskClient,
+  TaskError,
+  type TaskLedger,
+  type TaskProvider
+} from "@reelkit/core"
+import { ViduQ3, ViduQ3Input, ViduQ3Pricing } from "@reelkit/provider-vidu-q3"
+import * as FileSystemStore from "@reelkit/storage/FileSystemStore"
+import * as SqliteLedger from "@reelkit/storage/SqliteLedger"
+import { FakeApixo } from "@reelkit/testing"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+
+/** The playground's settings, from the environment. */
+export interface Settings {
+  /** Absolute `REELKIT_HOME` (default `./.reelkit`). */
+  readonly home: string
+  readonly apiKey: Option.Option<Redacted.Redacted<string>>
+  readonly baseUrl: Option.Option<string>
+  /** `REELKIT_PUBLIC_URL` and `REELKIT_CALLBACK_SECRET`, when both are set. */
+  readonly callbacks: Option.Option<Callbacks.Config>
+  /** `REELKIT_PRICING`: a Vidu Q3 price table as JSON. */
+  readonly pricing: Option.Option<ViduQ3Pricing.ViduQ3Pricing>
+}
+
+/** Reads the settings from the environment. */
+export const settings: Config.Config<Settings> = Config.all({
+  home: Config.string("REELKIT_HOME").pipe(
+    Config.withDefault(".reelkit"),
+    Config.map((home) => Path.resolve(home))
+  ),
+  apiKey: Config.option(Config.redacted("APIXO_API_KEY")).pipe(
+    Config.map(Option.filter((key) => Redacted.value(key).trim() !== ""))
+  ),
+  baseUrl: Config.option(Config.nonEmptyString("APIXO_BASE_URL")),
+  publicUrl: Config.option(Config.nonEmptyString("REELKIT_PUBLIC_URL")),
+  secret: Config.option(Config.redacted("REELKIT_CALLBACK_SECRET")),
+  pricing: Config.option(ViduQ3Pricing.config("REELKIT_PRICING"))
+}).pipe(
+  Config.map(({ publicUrl, secret, ...rest }) => ({
+    ...rest,
+    callbacks: Option.zipWith(publicUrl, secret, (publicBaseUrl, secret) => ({ publicBaseUrl, secret }))
+  }))
+)
+
+/** Where the work goes: apixo itself, or the in-process fake. */
+export type Backend =
+  | { readonly _tag: "Apixo"; readonly baseUrl: string }
+  | { readonly _tag: "Fake"; readonly baseUrl: string }
+
+/** What the commands need to know about the wiring. */
+export interface Service {
+  readonly settings: Settings
+  readonly backend: Backend
+  /** The file-system store's root; an artifact's file is `<storeRoot>/<key>`. */
+  readonly storeRoot: string
+  /** The default poll plan of this backend (flags override it per call). */
+  readonly pollPlan: TaskProvider.PollPlan
+}
+
+/** The wiring, as a service. */
+export class Playground extends Context.Tag("@reelkit/playground/Playground")<Playground, Service>() {}
+
+/** The SQLite file of the ledger. */
+export const ledgerFile = (home: string): string => Path.join(home, "ledger.sqlite")
+
+/** The root of the artifact store. */
+export const storeRoot = (home: string): string => Path.join(home, "artifacts")
+
+/** The absolute file of a stored artifact. */
+export const artifactPath = (home: string, key: string): string => Path.join(storeRoot(home), key)
+
+/**
+ * The fake's timings: a task is processing after 1 s and done after 3 s, so the README's main job
+ * finishes in seconds; the poll plan matches (first poll after 1 s, then every second).
+ */
+export const fakeTimings = { processingAfter: Duration.seconds(1), completeAfter: Duration.seconds(3) }
+
+/** The poll plan used against the fake. */
+export const fakePollPlan: TaskProvider.PollPlan = {
+  firstPollAfter: Duration.seconds(1),
+  interval: Duration.seconds(1),
+  deadline: Duration.minutes(2)
+}
+
+/** The ledger alone (for `list`): no provider, no fake server. */
+export const ledgerLayer = (home: string): Layer.Layer<TaskLedger.TaskLedger, TaskError.LedgerError> =>
+  SqliteLedger.layer({ filename: ledgerFile(home) }).pipe(Layer.provide(ensureHome(home)))
+
+// SQLite creates the file but not its directory.
+const ensureHome = (home: string): Layer.Layer<never, TaskError.LedgerError> =>
+  Layer.effectDiscard(
+    Effect.try({
+      try: () => Fs.mkdirSync(home, { recursive: true }),
+      catch: (cause) =>
+        new TaskError.LedgerError({ operation: "open", message: `cannot create ${home}: ${String(cause)}`, cause })
+    })
+  )
+
+/** Errors of building the wiring. */
+export type StartupError = TaskError.LedgerError | ArtifactStore.ArtifactStoreError | FakeApixo.FakeApixoError
+
+/** Options of the full wiring. */
+export interface LayerOptions {
+  /** Give every submitted task a verified callback URL (only `serve` receives callbacks). */
+  readonly useCallbacks?: boolean | undefined
+  /** Called once with the fake's URL when the fake is started (to say so). */
+  readonly onFakeStarted?: ((url: string) => void) | undefined
+}
+
+/** Everything a command needs: the client, its ledger and store, and the wiring facts. */
+export type Services =
+  | Playground
+  | TaskClient.TaskClient
+  | TaskLedger.TaskLedger
+  | ArtifactStore.ArtifactStore
+  | TaskProvider.TaskProvider
+
+/** Builds the wiring from the settings. Scoped: the fake server, the database and the HTTP pool close with it. */
+export const layer = (settings: Settings, options: LayerOptions = {}): Layer.Layer<Services, StartupError> =>
+  Layer.unwrapScoped(
+    Effect.gen(function* () {
+      const backend = yield* backendFor(settings, options)
+      const pollPlan = backend.fake ? fakePollPlan : ViduQ3.pollPlan
+      const provider = ViduQ3.layer({
+        apiKey: backend.apiKey,
+        baseUrl: backend.baseUrl,
+        pollPlan
+      })
+      const root = storeRoot(settings.home)
+      const base = Layer.mergeAll(
+        provider,
+        ledgerLayer(settings.home),
+        FileSystemStore.layer({ root }),
+        AccountLimits.layerMemory(),
+        options.useCallbacks === true && Option.isSome(settings.callbacks)
+          ? Callbacks.layerConfig(settings.callbacks.value)
+          : Layer.empty
+      ).pipe(Layer.provideMerge(NodeHttpClient.layerUndici))
+      const playground = Layer.succeed(Playground, {
+        settings,
+        backend: { _tag: backend.fake ? "Fake" : "Apixo", baseUrl: backend.baseUrl },
+        storeRoot: root,
+        pollPlan
+      })
+      return Layer.mergeAll(TaskClient.layer().pipe(Layer.provideMerge(base)), playground)
+    })
+  )
+
+// With a key: apixo (or APIXO_BASE_URL). Without: a fake apixo server on loopback, in this process.
+const backendFor = (settings: Settings, options: LayerOptions) =>
+  Effect.gen(function* () {
+    if (Option.isSome(settings.apiKey)) {
+      return {
+        fake: false,
+        apiKey: settings.apiKey.value,
+        baseUrl: Option.getOrElse(settings.baseUrl, () => "https://api.apixo.ai")
+      }
+    }
+    const fake = yield* FakeApixo.make({
+      timings: fakeTimings,
+      models: { [ViduQ3.modelId]: { inputSchema: ViduQ3Input.ViduQ3Input } }
+    })
+    options.onFakeStarted?.(fake.url)
+    return { fake: true, apiKey: fake.apiKey, baseUrl: fake.url }
+  })

@@ -1,0 +1,64 @@
+/**
+ * The one JSON object the CLI prints per task with `--json` (and `list --json` an array of them):
+ * `{ taskKey, taskId, state, failCode?, failMessage?, resultUrls, artifacts: [{ path, bytes, sha256, contentType }] }`.
+ * `taskId` is the provider's id (null before the submit was accepted); an artifact's `path` is its
+ * absolute file in the store under `REELKIT_HOME`.
+ */
+import type { TaskLedger } from "@reelkit/core"
+import { artifactPath } from "./Playground.js"
+
+/** One stored output, as printed. */
+export interface ArtifactSummary {
+  readonly path: string
+  readonly bytes: number
+  readonly sha256: string
+  readonly contentType: string
+}
+
+/** One task, as printed. */
+export interface TaskSummary {
+  readonly taskKey: string
+  readonly taskId: string | null
+  readonly state: TaskLedger.TaskState
+  readonly failCode?: string
+  readonly failMessage?: string
+  readonly resultUrls: ReadonlyArray<string>
+  readonly artifacts: ReadonlyArray<ArtifactSummary>
+}
+
+/** The summary of a ledger row. */
+export const fromRecord = (home: string, record: TaskLedger.TaskRecord): TaskSummary => ({
+  taskKey: record.taskKey,
+  taskId: record.remoteTaskId ?? null,
+  state: record.state,
+  ...(record.failCode !== undefined ? { failCode: record.failCode } : {}),
+  ...(record.failMessage !== undefined ? { failMessage: record.failMessage } : {}),
+  resultUrls: record.resultUrls,
+  artifacts: record.artifacts.map((artifact) => ({
+    path: artifactPath(home, artifact.key),
+    bytes: artifact.bytes,
+    sha256: artifact.sha256,
+    contentType: artifact.contentType
+  }))
+})
+
+/** Seconds as `12.3 s` or `2 min 05 s`. */
+export const formatElapsed = (millis: number): string => {
+  const seconds = Math.max(0, millis) / 1000
+  if (seconds < 60) return `${seconds.toFixed(1)} s`
+  const whole = Math.floor(seconds)
+  return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, "0")} s`
+}
+
+/** Human-readable lines of a task, for output without `--json`. */
+export const toLines = (summary: TaskSummary): ReadonlyArray<string> => {
+  const head = `${summary.taskKey}  ${summary.state}${summary.taskId === null ? "" : `  (apixo task ${summary.taskId})`}`
+  const failure =
+    summary.failCode === undefined && summary.failMessage === undefined
+      ? []
+      : [`  ${summary.failCode ?? "failed"}: ${summary.failMessage ?? ""}`.trimEnd()]
+  const files = summary.artifacts.map(
+    (artifact) => `  ${artifact.path}  ${artifact.bytes} bytes  ${artifact.contentType}  sha256 ${artifact.sha256}`
+  )
+  return [head, ...failure, ...files]
+}
