@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Duration, Effect, Either, Fiber, Option, Redacted, Schema, TestClock } from "effect"
 import { readFileSync } from "node:fs"
 import * as FakeApixo from "../src/FakeApixo.js"
@@ -618,5 +618,17 @@ describe("FakeApixo from plain Node", () => {
       yield* send(`${fake.url}/nowhere`)
       expect(fake.requests[0]).toMatchObject({ at: 180_000, route: "other", status: 404 })
     }).pipe(Effect.provide(FakeApixo.layer()))
+  )
+})
+
+layer(FakeApixo.layer({ timings: { completeAfter: "1 minute" } }))("FakeApixo shared through it.layer", (it) => {
+  it.effect("moves on the suite's TestClock", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeApixo.FakeApixo
+      const taskId = yield* submit(fake)
+      expect(bodyOf(yield* statusOf(fake, taskId)).data.state).toBe("pending")
+      yield* TestClock.adjust("1 minute")
+      expect(bodyOf(yield* statusOf(fake, taskId)).data.state).toBe("success")
+    })
   )
 })
