@@ -114,8 +114,9 @@ export const dropCallback: DropCallback = { _tag: "DropCallback" }
 
 /**
  * Which requests a fault applies to. Each rule counts the requests matching `route` and `modelId`
- * (1, 2, 3, ...): with `nth` it fires on those numbers only, with `every` on each multiple,
- * otherwise on all of them; `times` caps how often it fires. The first rule that fires wins.
+ * that reach it (generate and status once past the key and rate checks; downloads and callbacks
+ * always) as 1, 2, 3, ...: with `nth` it fires on those numbers only, with `every` on each
+ * multiple, otherwise on all of them; `times` caps how often it fires. The first rule that fires wins.
  */
 export interface FaultMatch {
   readonly route: Route | ReadonlyArray<Route>

@@ -553,7 +553,8 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
           window.push(at)
         }
 
-        const fault = pickFault(route, classified.modelId)
+        // record.modelId also names the model of a downloaded task, so rules can match downloads by model.
+        const fault = pickFault(route, record.modelId)
         record.fault = fault?._tag
         const delay = fault?._tag === "Slow" ? fault.delay : undefined
         const withDelay = (answer: Answer) => (delay === undefined ? { answer } : { answer, delay })
