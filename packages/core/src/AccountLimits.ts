@@ -11,7 +11,6 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Ref from "effect/Ref"
 
 /** What the budget looks like right now. */
 export interface Snapshot {
@@ -70,31 +69,37 @@ export const makeMemory = (options: Options = {}): Effect.Effect<Service> =>
     const concurrentTasks = options.concurrentTasks ?? apixoDefaults.concurrentTasks
 
     // Times of the requests sent within the last window, oldest first: a sliding log, so no
-    // 60-second window ever holds more than `requestsPerWindow` requests.
-    const sent = yield* Ref.make<ReadonlyArray<number>>([])
-    const pausedUntil = yield* Ref.make(0)
+    // window ever holds more than `requestsPerWindow` requests. A ring of timestamps with a head
+    // index: taking and expiring are O(1), whatever the budget.
+    const sent: Array<number> = []
+    let head = 0
+    const expire = (now: number) => {
+      while (head < sent.length && sent[head]! <= now - windowMillis) head++
+      // Compact now and then so the array does not grow without bound.
+      if (head > 1024 && head * 2 > sent.length) {
+        sent.splice(0, head)
+        head = 0
+      }
+      return sent.length - head
+    }
+    let pausedUntil = 0
     // One taker at a time: requests are served in arrival order and never race for the last place.
     const takerLock = yield* Effect.makeSemaphore(1)
     const slots = yield* Effect.makeSemaphore(concurrentTasks)
-    const holders = yield* Ref.make<ReadonlySet<string>>(new Set())
-    const slotLock = yield* Effect.makeSemaphore(1)
+    const holders = new Set<string>()
 
-    const inWindow = (now: number) =>
-      Ref.updateAndGet(sent, (times) => times.filter((time) => time > now - windowMillis))
-
-    const tryTake: Effect.Effect<number> = Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      const paused = yield* Ref.get(pausedUntil)
-      if (paused > now) return paused - now
-      const times = yield* inWindow(now)
-      if (times.length < requestsPerWindow) {
-        yield* Ref.set(sent, [...times, now])
+    // Takes a place when there is one; otherwise says how long to wait. Synchronous, hence atomic.
+    const tryTake: Effect.Effect<number> = Effect.map(Clock.currentTimeMillis, (now) => {
+      if (pausedUntil > now) return pausedUntil - now
+      if (expire(now) < requestsPerWindow) {
+        sent.push(now)
         return 0
       }
-      return times[0]! + windowMillis - now
+      return sent[head]! + windowMillis - now
     })
 
-    const takeRequest = takerLock
+    let waiting = 0
+    const slowTake = takerLock
       .withPermits(1)(
         Effect.iterate(1, {
           while: (waitMillis) => waitMillis > 0,
@@ -104,59 +109,54 @@ export const makeMemory = (options: Options = {}): Effect.Effect<Service> =>
             )
         })
       )
-      .pipe(Effect.asVoid)
+      .pipe(Effect.asVoid, Effect.ensuring(Effect.sync(() => waiting--)))
+    // Fast path: nobody is queued and the budget has room, so take a place without the lock.
+    // Otherwise queue behind the others, in order.
+    const takeRequest = Effect.clockWith((clock) => {
+      if (waiting === 0) {
+        const now = clock.unsafeCurrentTimeMillis()
+        if (pausedUntil <= now && expire(now) < requestsPerWindow) {
+          sent.push(now)
+          return Effect.void
+        }
+      }
+      waiting++
+      return slowTake
+    })
 
     const acquireTaskSlot = (taskKey: string) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
-          if ((yield* Ref.get(holders)).has(taskKey)) return
+          if (holders.has(taskKey)) return
           yield* restore(slots.take(1))
-          const alreadyHeld = yield* slotLock.withPermits(1)(
-            Ref.modify(holders, (set): [boolean, ReadonlySet<string>] =>
-              set.has(taskKey) ? [true, set] : [false, new Set(set).add(taskKey)]
-            )
-          )
           // Another fiber took a slot for the same task meanwhile: keep one, give this one back.
-          if (alreadyHeld) yield* slots.release(1)
+          if (holders.has(taskKey)) yield* slots.release(1)
+          else holders.add(taskKey)
         })
       )
 
     const releaseTaskSlot = (taskKey: string) =>
-      Effect.uninterruptible(
-        Effect.gen(function* () {
-          const held = yield* slotLock.withPermits(1)(
-            Ref.modify(holders, (set): [boolean, ReadonlySet<string>] => {
-              if (!set.has(taskKey)) return [false, set]
-              const next = new Set(set)
-              next.delete(taskKey)
-              return [true, next]
-            })
-          )
-          if (held) yield* slots.release(1)
-        })
+      Effect.suspend(() => (holders.delete(taskKey) ? slots.release(1) : Effect.void)).pipe(
+        Effect.uninterruptible,
+        Effect.asVoid
       )
 
     return AccountLimits.of({
       takeRequest,
       acquireTaskSlot,
       releaseTaskSlot,
-      holdsTaskSlot: (taskKey) => Effect.map(Ref.get(holders), (set) => set.has(taskKey)),
+      holdsTaskSlot: (taskKey) => Effect.sync(() => holders.has(taskKey)),
       backOff: (duration) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Ref.update(pausedUntil, (current) => Math.max(current, now + Duration.toMillis(duration)))
-        ),
-      snapshot: Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        const times = yield* inWindow(now)
-        const paused = yield* Ref.get(pausedUntil)
-        return {
-          requestsInWindow: times.length,
-          requestsPerWindow,
-          tasksInFlight: (yield* Ref.get(holders)).size,
-          concurrentTasks,
-          pausedUntil: paused > now ? paused : 0
-        }
-      })
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          pausedUntil = Math.max(pausedUntil, now + Duration.toMillis(duration))
+        }),
+      snapshot: Effect.map(Clock.currentTimeMillis, (now) => ({
+        requestsInWindow: expire(now),
+        requestsPerWindow,
+        tasksInFlight: holders.size,
+        concurrentTasks,
+        pausedUntil: pausedUntil > now ? pausedUntil : 0
+      }))
     })
   })
 

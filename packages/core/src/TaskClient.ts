@@ -283,10 +283,22 @@ export const make = (
       taskKey: string,
       status: TaskStatus,
       nextPollAt: number | undefined,
-      listeners: ReadonlySet<PollScheduler.Listener>
+      listeners: ReadonlySet<PollScheduler.Listener>,
+      previous?: TaskStatus["_tag"] | undefined
     ): Effect.Effect<boolean> =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
+        // The same in-flight state as last time: nothing to record (unless a claim's lease needs renewing).
+        if (previous === status._tag && !leased.has(taskKey)) {
+          if (status._tag === "Pending") {
+            notify(listeners, TaskEvent.Pending({ taskKey, at: now, nextPollAt }))
+            return false
+          }
+          if (status._tag === "Processing") {
+            notify(listeners, TaskEvent.Processing({ taskKey, at: now, progress: status.progress, nextPollAt }))
+            return false
+          }
+        }
         const patch =
           status._tag === "Pending"
             ? { state: "pending" as const }
@@ -405,6 +417,7 @@ export const make = (
             })
             .pipe(
               Effect.withSpan("reelkit.submit", {
+                captureStackTrace: false,
                 attributes: { ...spanAttributes, "reelkit.task_key": record.taskKey, "reelkit.attempt": attempt }
               })
             )
@@ -711,7 +724,10 @@ export const make = (
         const status = yield* provider
           .status(record.remoteTaskId)
           .pipe(
-            Effect.withSpan("reelkit.status", { attributes: { ...spanAttributes, "reelkit.task_key": record.taskKey } })
+            Effect.withSpan("reelkit.status", {
+              captureStackTrace: false,
+              attributes: { ...spanAttributes, "reelkit.task_key": record.taskKey }
+            })
           )
         yield* applyStatus(record.taskKey, status, undefined, new Set())
         return yield* lookup(record.taskKey)

@@ -9,10 +9,8 @@
 import * as Context from "effect/Context"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import { IdempotencyConflict, type LedgerError, StaleTransition, UnknownTask } from "./TaskError.js"
 
@@ -206,112 +204,108 @@ export const applyPatch = (record: TaskRecord, patch: TaskPatch, now: number): T
   else if (leaseOwner !== undefined) next.leaseOwner = leaseOwner
   if (leaseExpiresAt === null) delete next.leaseExpiresAt
   else if (leaseExpiresAt !== undefined) next.leaseExpiresAt = leaseExpiresAt
-  return new TaskRecord(next as ConstructorParameters<typeof TaskRecord>[0])
+  // The patch is typed and the row was valid: skip re-validating every field on this hot path.
+  return new TaskRecord(next as ConstructorParameters<typeof TaskRecord>[0], true)
 }
 
-// The in-memory ledger: one Ref holding every row, so create-with-idempotency-key and conditional
-// transitions are atomic across fibers.
-type Rows = ReadonlyMap<string, TaskRecord>
+// The in-memory ledger: one Map of rows. Every operation runs in one synchronous step, so
+// create-with-idempotency-key and conditional transitions are atomic across fibers.
 
-/** Builds an in-memory ledger. Each operation is one atomic `Ref.modify`. */
-export const makeMemory: Effect.Effect<Service> = Effect.gen(function* () {
-  const rows = yield* Ref.make<Rows>(new Map())
+/** Builds an in-memory ledger. */
+export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
+  const rows = new Map<string, TaskRecord>()
+  const byRemoteId = new Map<string, string>()
+  const byIdempotencyKey = new Map<string, string>()
 
-  const findBy = (predicate: (record: TaskRecord) => boolean) =>
-    Ref.get(rows).pipe(Effect.map((map) => Option.fromNullable([...map.values()].find(predicate))))
+  const store = (record: TaskRecord) => {
+    rows.set(record.taskKey, record)
+    if (record.remoteTaskId !== undefined) byRemoteId.set(record.remoteTaskId, record.taskKey)
+    if (record.idempotencyKey !== undefined) byIdempotencyKey.set(record.idempotencyKey, record.taskKey)
+  }
+  const rowOf = (taskKey: string | undefined) =>
+    Option.fromNullable(taskKey === undefined ? undefined : rows.get(taskKey))
 
   const create: Service["create"] = (task) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Ref.modify(rows, (map): [Either.Either<CreateResult, IdempotencyConflict>, Rows] => {
-        if (task.idempotencyKey !== undefined) {
-          const existing = [...map.values()].find((record) => record.idempotencyKey === task.idempotencyKey)
-          if (existing !== undefined) {
-            return sameInput(existing.input, task.input)
-              ? [Either.right({ _tag: "Existing", record: existing }), map]
-              : [
-                  Either.left(
-                    new IdempotencyConflict({ idempotencyKey: task.idempotencyKey, taskKey: existing.taskKey })
-                  ),
-                  map
-                ]
-          }
+    Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<CreateResult, IdempotencyConflict> => {
+      if (task.idempotencyKey !== undefined) {
+        const existing = rowOf(byIdempotencyKey.get(task.idempotencyKey))
+        if (Option.isSome(existing)) {
+          return sameInput(existing.value.input, task.input)
+            ? Effect.succeed<CreateResult>({ _tag: "Existing", record: existing.value })
+            : Effect.fail(
+                new IdempotencyConflict({ idempotencyKey: task.idempotencyKey, taskKey: existing.value.taskKey })
+              )
         }
-        const record = new TaskRecord({
-          taskKey: task.taskKey,
-          providerId: task.providerId,
-          modelId: task.modelId,
-          idempotencyKey: task.idempotencyKey,
-          state: "submitting",
-          input: task.input,
-          callbackUrl: task.callbackUrl,
-          billableSeconds: task.billableSeconds,
-          createdAt: now,
-          updatedAt: now,
-          resultUrls: [],
-          artifacts: [],
-          version: 1
-        })
-        return [Either.right({ _tag: "Created", record }), new Map(map).set(task.taskKey, record)]
+      }
+      const record = new TaskRecord({
+        taskKey: task.taskKey,
+        providerId: task.providerId,
+        modelId: task.modelId,
+        idempotencyKey: task.idempotencyKey,
+        state: "submitting",
+        input: task.input,
+        callbackUrl: task.callbackUrl,
+        billableSeconds: task.billableSeconds,
+        createdAt: now,
+        updatedAt: now,
+        resultUrls: [],
+        artifacts: [],
+        version: 1
       })
-    ).pipe(Effect.flatten)
+      store(record)
+      return Effect.succeed<CreateResult>({ _tag: "Created", record })
+    })
 
   const transition: Service["transition"] = (taskKey, from, patch) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Ref.modify(rows, (map): [Either.Either<TaskRecord, StaleTransition | UnknownTask>, Rows] => {
-        const current = map.get(taskKey)
-        if (current === undefined) return [Either.left(new UnknownTask({ reference: taskKey })), map]
-        if (from.length > 0 && !from.includes(current.state)) {
-          return [Either.left(new StaleTransition({ taskKey, expected: [...from], actual: current.state })), map]
-        }
-        const next = applyPatch(current, patch, now)
-        return [Either.right(next), new Map(map).set(taskKey, next)]
-      })
-    ).pipe(Effect.flatten)
+    Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<TaskRecord, StaleTransition | UnknownTask> => {
+      const current = rows.get(taskKey)
+      if (current === undefined) return Effect.fail(new UnknownTask({ reference: taskKey }))
+      if (from.length > 0 && !from.includes(current.state)) {
+        return Effect.fail(new StaleTransition({ taskKey, expected: [...from], actual: current.state }))
+      }
+      const next = applyPatch(current, patch, now)
+      store(next)
+      return Effect.succeed(next)
+    })
 
   const list: Service["list"] = (query = {}) =>
-    Ref.get(rows).pipe(
-      Effect.map((map) => {
-        const matching = [...map.values()]
-          .filter((record) => matchesQuery(record, query))
-          .sort((left, right) => right.createdAt - left.createdAt || (left.taskKey < right.taskKey ? 1 : -1))
-        return query.limit === undefined ? matching : matching.slice(0, query.limit)
-      })
-    )
+    Effect.sync(() => {
+      const matching = [...rows.values()]
+        .filter((record) => matchesQuery(record, query))
+        .sort((left, right) => right.createdAt - left.createdAt || (left.taskKey < right.taskKey ? 1 : -1))
+      return query.limit === undefined ? matching : matching.slice(0, query.limit)
+    })
 
   const claimUnfinished: Service["claimUnfinished"] = (options) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Ref.modify(rows, (map): [ReadonlyArray<TaskRecord>, Rows] => {
-        const claimable = [...map.values()]
-          .filter(
-            (record) =>
-              unfinishedStates.includes(record.state) &&
-              (options.providerId === undefined || record.providerId === options.providerId) &&
-              (options.modelId === undefined || record.modelId === options.modelId) &&
-              (record.leaseOwner === undefined ||
-                record.leaseOwner === options.owner ||
-                (record.leaseExpiresAt ?? 0) <= now)
-          )
-          .sort((left, right) => left.createdAt - right.createdAt)
-          .slice(0, options.limit ?? Number.MAX_SAFE_INTEGER)
-        const next = new Map(map)
-        const claimed = claimable.map((record) => {
-          const updated = applyPatch(
+    Effect.map(Clock.currentTimeMillis, (now) =>
+      [...rows.values()]
+        .filter(
+          (record) =>
+            unfinishedStates.includes(record.state) &&
+            (options.providerId === undefined || record.providerId === options.providerId) &&
+            (options.modelId === undefined || record.modelId === options.modelId) &&
+            (record.leaseOwner === undefined ||
+              record.leaseOwner === options.owner ||
+              (record.leaseExpiresAt ?? 0) <= now)
+        )
+        .sort((left, right) => left.createdAt - right.createdAt)
+        .slice(0, options.limit ?? Number.MAX_SAFE_INTEGER)
+        .map((record) => {
+          const claimed = applyPatch(
             record,
             { leaseOwner: options.owner, leaseExpiresAt: now + options.leaseMillis },
             now
           )
-          next.set(record.taskKey, updated)
-          return updated
+          store(claimed)
+          return claimed
         })
-        return [claimed, next]
-      })
     )
 
   return TaskLedger.of({
     create,
-    get: (taskKey) => Ref.get(rows).pipe(Effect.map((map) => Option.fromNullable(map.get(taskKey)))),
-    findByRemoteId: (remoteTaskId) => findBy((record) => record.remoteTaskId === remoteTaskId),
-    findByIdempotencyKey: (idempotencyKey) => findBy((record) => record.idempotencyKey === idempotencyKey),
+    get: (taskKey) => Effect.sync(() => rowOf(taskKey)),
+    findByRemoteId: (remoteTaskId) => Effect.sync(() => rowOf(byRemoteId.get(remoteTaskId))),
+    findByIdempotencyKey: (idempotencyKey) => Effect.sync(() => rowOf(byIdempotencyKey.get(idempotencyKey))),
     transition,
     list,
     claimUnfinished

@@ -5,7 +5,6 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -51,7 +50,8 @@ export interface StatusHandler {
     taskKey: string,
     status: TaskStatus,
     nextPollAt: number | undefined,
-    listeners: ReadonlySet<Listener>
+    listeners: ReadonlySet<Listener>,
+    previous?: TaskStatus["_tag"] | undefined
   ) => Effect.Effect<boolean>
 }
 
@@ -77,9 +77,9 @@ export const make = (options: SchedulerOptions): Effect.Effect<PollScheduler, ne
     const entries = new Map<string, Entry>()
     const queue = new DueQueue<Entry>()
     const wakeups = yield* Queue.sliding<void>(1)
-    const pollPermits = yield* Effect.makeSemaphore(options.pollConcurrency)
-    // Poll fibers belong to the client's scope: closing the client interrupts them.
-    const polls = yield* FiberSet.make<void>()
+    // A fixed pool of poll workers takes due tasks from this hand-off queue: no fiber is forked
+    // per poll, and at most `pollConcurrency` status requests are in flight.
+    const ready = yield* Queue.bounded<Entry>(1)
     const attributes = { "reelkit.provider": provider.providerId, "reelkit.model": provider.modelId }
     const metrics = Telemetry.metricsFor(provider)
 
@@ -100,6 +100,7 @@ export const make = (options: SchedulerOptions): Effect.Effect<PollScheduler, ne
         const result = yield* Effect.either(
           provider.status(entry.remoteTaskId).pipe(
             Effect.withSpan("reelkit.status", {
+              captureStackTrace: false,
               attributes: { ...attributes, "reelkit.task_key": entry.taskKey, "reelkit.attempt": entry.polls }
             })
           )
@@ -109,8 +110,9 @@ export const make = (options: SchedulerOptions): Effect.Effect<PollScheduler, ne
         if (result._tag === "Right") {
           entry.retry = undefined
           const nextPollAt = now + entry.intervalMillis
+          const previous = entry.lastTag
           entry.lastTag = result.right._tag
-          const finished = yield* handler.apply(entry.taskKey, result.right, nextPollAt, entry.listeners)
+          const finished = yield* handler.apply(entry.taskKey, result.right, nextPollAt, entry.listeners, previous)
           if (finished) forget(entry)
           else if (entries.get(entry.taskKey) === entry) reschedule(entry, nextPollAt)
           return
@@ -165,11 +167,12 @@ export const make = (options: SchedulerOptions): Effect.Effect<PollScheduler, ne
         queue.pop()
         const entry = next.item
         entry.polling = true
-        yield* pollPermits.take(1)
         yield* limits.takeRequest
-        yield* FiberSet.run(polls, pollOnce(entry).pipe(Effect.ensuring(pollPermits.release(1))))
+        yield* Queue.offer(ready, entry)
       }
     })
+    const worker = Queue.take(ready).pipe(Effect.flatMap(pollOnce), Effect.forever)
+    for (let index = 0; index < options.pollConcurrency; index++) yield* Effect.forkScoped(worker)
     yield* Effect.forkScoped(loop)
 
     const track: PollScheduler["track"] = (record, plan, listener) =>
