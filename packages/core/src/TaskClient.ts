@@ -721,14 +721,12 @@ export const make = (
         if (yield* scheduler.pollNow(record.taskKey)) return record
         yield* limits.takeRequest
         yield* Metric.increment(metrics.polls)
-        const status = yield* provider
-          .status(record.remoteTaskId)
-          .pipe(
-            Effect.withSpan("reelkit.status", {
-              captureStackTrace: false,
-              attributes: { ...spanAttributes, "reelkit.task_key": record.taskKey }
-            })
-          )
+        const status = yield* provider.status(record.remoteTaskId).pipe(
+          Effect.withSpan("reelkit.status", {
+            captureStackTrace: false,
+            attributes: { ...spanAttributes, "reelkit.task_key": record.taskKey }
+          })
+        )
         yield* applyStatus(record.taskKey, status, undefined, new Set())
         return yield* lookup(record.taskKey)
       })
