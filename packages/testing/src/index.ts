@@ -14,3 +14,5 @@ export * as ArtifactStoreContract from "./ArtifactStoreContract.js"
 export * as FakeApixo from "./FakeApixo.js"
 /** The contract suite every `TaskProvider` must pass. */
 export * as TaskProviderContract from "./TaskProviderContract.js"
+/** A tracer that records every span, to check what reaches telemetry. */
+export * as RecordingTracer from "./RecordingTracer.js"
