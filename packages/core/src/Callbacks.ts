@@ -37,28 +37,39 @@ export interface HandlerOptions {
 
 type Body = { readonly _tag: "Read"; readonly text: string } | { readonly _tag: "Unreadable" }
 
-/** Reads a body up to `maxBytes`; `None` when it is larger. */
-const readCapped = (request: HttpServerRequest.HttpServerRequest, maxBytes: number) =>
-  Effect.gen(function* () {
-    const declared = Number(request.headers["content-length"] ?? Number.NaN)
-    if (Number.isFinite(declared) && declared > maxBytes) return Option.none<Body>()
-    const chunks: Array<Uint8Array> = []
-    let total = 0
-    const fits = yield* request.stream.pipe(
-      Stream.takeWhile((chunk) => {
-        total += chunk.byteLength
-        chunks.push(chunk)
-        return total <= maxBytes
-      }),
-      Stream.runDrain,
-      Effect.as(true),
-      Effect.orElseSucceed(() => false)
+/**
+ * Reads a body up to `maxBytes`; `None` when it is larger. A declared Content-Length is checked
+ * first and the body read in one piece (the fast path); a chunked body is read as a stream and kept only up
+ * to the cap and answered with 413 beyond it.
+ */
+const readCapped = (request: HttpServerRequest.HttpServerRequest, maxBytes: number) => {
+  const declared = Number(request.headers["content-length"] ?? Number.NaN)
+  if (Number.isFinite(declared)) {
+    if (declared > maxBytes) return Effect.succeed(Option.none<Body>())
+    return request.text.pipe(
+      Effect.map((text) => Option.some<Body>({ _tag: "Read", text })),
+      Effect.orElseSucceed(() => Option.some<Body>({ _tag: "Unreadable" }))
     )
-    if (!fits) return Option.some<Body>({ _tag: "Unreadable" })
-    return total <= maxBytes
-      ? Option.some<Body>({ _tag: "Read", text: Buffer.concat(chunks).toString("utf8") })
-      : Option.none<Body>()
-  })
+  }
+  const chunks: Array<Uint8Array> = []
+  let total = 0
+  // Stopping early would make the platform drop the connection without an answer: drain the rest,
+  // keeping nothing past the cap, so memory stays bounded and the sender gets its 413.
+  return request.stream.pipe(
+    Stream.runForEach((chunk) =>
+      Effect.sync(() => {
+        total += chunk.byteLength
+        if (total <= maxBytes) chunks.push(chunk)
+      })
+    ),
+    Effect.map(() =>
+      total <= maxBytes
+        ? Option.some<Body>({ _tag: "Read", text: Buffer.concat(chunks).toString("utf8") })
+        : Option.none<Body>()
+    ),
+    Effect.orElseSucceed(() => Option.some<Body>({ _tag: "Unreadable" }))
+  )
+}
 
 /**
  * Builds the callback router: `POST /callbacks/:taskKey/:token`. Answers 401 for a token we did not
