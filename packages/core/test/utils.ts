@@ -19,12 +19,13 @@ export const clientLayer = (
     readonly limits?: AccountLimits.Options
     readonly client?: TaskClient.Options
     readonly ledger?: Layer.Layer<TaskLedger.TaskLedger>
+    readonly modelId?: string
   } = {}
 ) =>
   TaskClient.layer(options.client).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
-        ScriptedProvider.layer({ script: options.script, hints: { pollPlan: testPlan } }),
+        ScriptedProvider.layer({ script: options.script, modelId: options.modelId, hints: { pollPlan: testPlan } }),
         options.ledger ?? TaskLedger.layerMemory,
         AccountLimits.layerMemory(options.limits ?? { requestsPerWindow: 1000, concurrentTasks: 1000 })
       )
