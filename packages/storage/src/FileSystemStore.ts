@@ -21,6 +21,7 @@ import { createHash, randomBytes } from "node:crypto"
 import type { Dirent } from "node:fs"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
+import * as FileWriter from "./internal/fileWriter.js"
 
 /** Options of the file-system store. */
 export interface Options {
@@ -39,6 +40,11 @@ export interface Options {
 export const sidecarSuffix = "~meta.json"
 
 const temporaryMarker = "~tmp-"
+
+// Chunks are gathered into writes of about this size.
+const writeBatchBytes = 1024 * 1024
+// With fsync on, the disk is flushed every this many bytes during the put, not all at the end.
+const syncEveryBytes = 32 * 1024 * 1024
 
 const encodeMetadata = Schema.encodeSync(Schema.parseJson(ArtifactStore.ArtifactMetadata))
 const decodeMetadata = Schema.decodeUnknown(Schema.parseJson(ArtifactStore.ArtifactMetadata))
@@ -119,30 +125,33 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
         const temporary = Path.join(directory, `.${Path.basename(target)}${temporaryMarker}${suffix}`)
         const temporaryMetadata = `${temporary}${sidecarSuffix}`
         let closed = false
+        let writer: FileWriter.Writer | undefined
         return yield* Effect.acquireUseRelease(
           attempt("put", key, () => Fs.open(temporary, "wx", 0o644)),
           (handle) =>
             Effect.gen(function* () {
               const hash = createHash("sha256")
+              const batches = FileWriter.make(handle, writeBatchBytes, fsync ? syncEveryBytes : undefined)
+              writer = batches
               let bytes = 0
               yield* Stream.runForEachChunk(
                 body,
                 (chunk): Effect.Effect<void, ArtifactStore.ArtifactTooLarge | ArtifactStore.ArtifactStoreError> => {
-                  const buffers: Array<Uint8Array> = []
+                  let wait: Promise<void> | undefined
                   for (const part of chunk) {
                     bytes += part.byteLength
-                    // Checked before writing: no byte past the cap reaches the disk.
+                    // Checked before queueing: no byte past the cap reaches the disk.
                     if (putOptions.maxBytes !== undefined && bytes > putOptions.maxBytes) {
                       return Effect.fail(new ArtifactStore.ArtifactTooLarge({ key, maxBytes: putOptions.maxBytes }))
                     }
                     hash.update(part)
-                    buffers.push(part)
+                    // When a batch is full, wait until the one before it is written (one in flight).
+                    wait = batches.write(part) ?? wait
                   }
-                  return buffers.length === 0
-                    ? Effect.void
-                    : Effect.asVoid(attempt("put", key, () => handle.writev(buffers)))
+                  return wait === undefined ? Effect.void : attempt("put", key, () => wait)
                 }
               )
+              yield* attempt("put", key, () => batches.flush())
               if (fsync) yield* attempt("put", key, () => handle.sync())
               closed = true
               yield* attempt("put", key, () => handle.close())
@@ -173,7 +182,10 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
             Exit.isSuccess(exit)
               ? Effect.void
               : Effect.promise(async () => {
-                  if (!closed) await handle.close().catch(() => undefined)
+                  if (!closed) {
+                    await writer?.settle()
+                    await handle.close().catch(() => undefined)
+                  }
                   await Fs.rm(temporary, { force: true }).catch(() => undefined)
                   await Fs.rm(temporaryMetadata, { force: true }).catch(() => undefined)
                 })

@@ -1,0 +1,177 @@
+// Download benchmark: a 512 MB file served over loopback, fetched by `curl -s -o` and by reelkit
+// (@effect/platform HttpClient streaming into the FileSystemStore), with throughput for both and the
+// peak RSS growth of this process during reelkit's download. Prints figures only.
+//
+//   pnpm --filter @reelkit/storage bench            (BENCH_MB=128 for a smaller file)
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Effect, type Layer } from "effect"
+import { execFileSync, spawn } from "node:child_process"
+import { createHash } from "node:crypto"
+import { closeSync, createWriteStream, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs"
+import { request } from "node:http"
+import { Transform } from "node:stream"
+import { pipeline } from "node:stream/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as FileSystemStore from "../src/FileSystemStore.js"
+
+const megabytes = Number(process.env.BENCH_MB ?? 512)
+const size = megabytes * 1024 * 1024
+const dir = mkdtempSync(join(tmpdir(), "reelkit-bench-"))
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined)
+const mbPerSecond = (bytes: number, millis: number) => bytes / (1024 * 1024) / (millis / 1000)
+const now = () => performance.now()
+
+// The source file: pseudo-random 8 MiB blocks (incompressible, cheap to make).
+const source = join(dir, "source.mp4")
+const sourceHash = createHash("sha256")
+{
+  const fd = openSync(source, "w")
+  const block = Buffer.alloc(8 * 1024 * 1024)
+  for (let written = 0, seed = 1; written < size; seed++) {
+    let state = seed
+    for (let index = 0; index < block.length; index += 4) {
+      state = (Math.imul(state, 1_664_525) + 1_013_904_223) >>> 0
+      block.writeUInt32LE(state, index)
+    }
+    const part = block.subarray(0, Math.min(block.length, size - written))
+    writeSync(fd, part)
+    sourceHash.update(part)
+    written += part.length
+  }
+  closeSync(fd)
+}
+const expectedSha256 = sourceHash.digest("hex")
+
+// The server runs in a child process, so neither client shares its event loop with it.
+const serverScript = `
+const http = require("node:http"); const fs = require("node:fs");
+const server = http.createServer((request, response) => {
+  response.writeHead(200, { "content-type": "video/mp4", "content-length": fs.statSync(process.argv[1]).size });
+  fs.createReadStream(process.argv[1], { highWaterMark: 256 * 1024 }).pipe(response);
+});
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+`
+const server = spawn(process.execPath, ["-e", serverScript, source], { stdio: ["ignore", "pipe", "inherit"] })
+const port = await new Promise<number>((resolve) =>
+  server.stdout!.once("data", (data) => resolve(Number(String(data))))
+)
+const url = `http://127.0.0.1:${port}/video.mp4`
+
+const curl = () => {
+  const target = join(dir, "curl.mp4")
+  const start = now()
+  execFileSync("curl", ["-s", "-o", target, url])
+  const millis = now() - start
+  const bytes = statSync(target).size
+  rmSync(target)
+  return mbPerSecond(bytes, millis)
+}
+
+// Plain Node for calibration: node:http piped through a sha256 transform into a write stream, no
+// Effect, no fsync. What any Node implementation can hope for on this machine.
+const plainNode = () =>
+  new Promise<number>((resolve, reject) => {
+    const target = join(dir, "plain.mp4")
+    const hash = createHash("sha256")
+    const start = now()
+    request(url, (response) => {
+      pipeline(
+        response,
+        new Transform({
+          transform(chunk, _encoding, callback) {
+            hash.update(chunk)
+            callback(null, chunk)
+          }
+        }),
+        createWriteStream(target)
+      ).then(() => {
+        const millis = now() - start
+        const bytes = statSync(target).size
+        rmSync(target)
+        if (hash.digest("hex") !== expectedSha256) reject(new Error("checksum mismatch for plain Node"))
+        resolve(mbPerSecond(bytes, millis))
+      }, reject)
+    })
+      .on("error", reject)
+      .end()
+  })
+
+const reelkit = (label: string, clientLayer: Layer.Layer<HttpClient.HttpClient>, fsync: boolean) =>
+  Effect.gen(function* () {
+    const store = yield* FileSystemStore.make({ root: join(dir, "store"), fsync })
+    const client = yield* HttpClient.HttpClient
+    gc()
+    const baseline = process.memoryUsage.rss()
+    let peak = baseline
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage.rss())
+    }, 10)
+    const start = now()
+    const metadata = yield* store.put(`bench/${label}.mp4`, HttpClientResponse.stream(client.get(url)), {
+      contentType: "video/mp4",
+      sourceUrl: url,
+      maxBytes: size
+    })
+    const millis = now() - start
+    clearInterval(sampler)
+    peak = Math.max(peak, process.memoryUsage.rss())
+    if (metadata.sha256 !== expectedSha256) throw new Error(`checksum mismatch for ${label}`)
+    yield* store.delete(`bench/${label}.mp4`)
+    return { throughput: mbPerSecond(metadata.bytes, millis), rssGrowth: (peak - baseline) / (1024 * 1024) }
+  }).pipe(Effect.provide(clientLayer))
+
+try {
+  // Loopback figures swing with the other load on the machine, so curl and each reelkit variant
+  // take turns, round after round, and each reports its median and best round.
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 5)
+  const variants = [
+    { label: "node:http, fsync (default)", clientLayer: NodeHttpClient.layer, fsync: true },
+    { label: "undici, fsync", clientLayer: NodeHttpClient.layerUndici, fsync: true },
+    { label: "node:http, no fsync", clientLayer: NodeHttpClient.layer, fsync: false }
+  ]
+  const curlRates: Array<number> = []
+  const plainRates: Array<number> = []
+  const rates = variants.map(() => [] as Array<number>)
+  const growths = variants.map(() => [] as Array<number>)
+  curl()
+  for (const [index, variant] of variants.entries()) {
+    await Effect.runPromise(reelkit(`warmup-${index}`, variant.clientLayer, variant.fsync))
+  }
+  for (let round = 0; round < rounds; round++) {
+    curlRates.push(curl())
+    plainRates.push(await plainNode())
+    for (const [index, variant] of variants.entries()) {
+      const result = await Effect.runPromise(reelkit(`run-${index}`, variant.clientLayer, variant.fsync))
+      rates[index]!.push(result.throughput)
+      growths[index]!.push(result.rssGrowth)
+    }
+  }
+  const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+  const best = (values: ReadonlyArray<number>) => Math.max(...values)
+  const figure = (value: number) => value.toFixed(0).padStart(5)
+  console.log(`file: ${megabytes} MB from a node:http server (child process) on 127.0.0.1, ${rounds} rounds`)
+  console.log(`${"".padEnd(34)}median MB/s  best MB/s  ratio to curl (median, best)  peak RSS growth`)
+  console.log(`${"curl -s -o".padEnd(34)}${figure(median(curlRates))}       ${figure(best(curlRates))}`)
+  console.log(
+    `${"plain Node pipe + sha256 (no fsync)".padEnd(34)}${figure(median(plainRates))}       ${figure(best(plainRates))}      ${(
+      median(plainRates) / median(curlRates)
+    ).toFixed(2)}, ${(best(plainRates) / best(curlRates)).toFixed(2)}`
+  )
+  for (const [index, variant] of variants.entries()) {
+    const values = rates[index]!
+    console.log(
+      `${`reelkit ${variant.label}`.padEnd(34)}${figure(median(values))}       ${figure(best(values))}      ${(
+        median(values) / median(curlRates)
+      ).toFixed(
+        2
+      )}, ${(best(values) / best(curlRates)).toFixed(2)}                  ${best(growths[index]!).toFixed(1)} MB`
+    )
+  }
+  console.log("fsync: the store fsyncs the file before its atomic rename; curl does not. RSS growth: max over rounds.")
+} finally {
+  server.kill()
+  rmSync(dir, { recursive: true, force: true })
+}
