@@ -31,6 +31,13 @@ const printErr = (text: string) => Effect.sync(() => void process.stderr.write(`
 /** The settings, read once per run. */
 const readSettings = Playground.settings
 
+/** A task the in-process fake does not know: it was submitted by another run, whose fake is gone. */
+export class FakeForgotTask extends Data.TaggedError("FakeForgotTask")<{ readonly reference: string }> {
+  override get message(): string {
+    return `The fake apixo server of this run does not know task ${this.reference}: without APIXO_API_KEY, each run has its own fake, which forgets its tasks when the run ends`
+  }
+}
+
 /** Builds the playground's layers and runs `body` in them; says once when the fake server is used. */
 const withPlayground = <A, E>(
   body: Effect.Effect<A, E, Playground.Services>,
@@ -38,6 +45,11 @@ const withPlayground = <A, E>(
 ) =>
   Effect.flatMap(readSettings, (settings) =>
     body.pipe(
+      Effect.mapError((error) =>
+        Option.isNone(settings.apiKey) && (error as { _tag?: string })._tag === "TaskNotFound"
+          ? new FakeForgotTask({ reference: (error as unknown as { remoteTaskId: string }).remoteTaskId })
+          : error
+      ),
       Effect.provide(
         Playground.layer(settings, {
           useCallbacks: options.useCallbacks,
@@ -326,8 +338,10 @@ const reconcile = Command.make("reconcile", { json, ...pollOptions }, (flags) =>
           }
         }
         // The worst outcome decides: something unknown, then a passed deadline, then a failed task.
+        // Core reports why a task is unfinished as text only; a passed deadline reads "Stopped waiting ...".
         const code =
-          summary.ambiguous.length > 0 || summary.unfinished.some((entry) => !entry.reason.includes("Stopped waiting"))
+          summary.ambiguous.length > 0 ||
+          summary.unfinished.some((entry) => !entry.reason.startsWith("Stopped waiting"))
             ? ExitCode.other
             : summary.unfinished.length > 0
               ? ExitCode.deadline

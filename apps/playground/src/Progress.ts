@@ -62,6 +62,8 @@ export const follow = <E>(
     Effect.gen(function* () {
       switch (event._tag) {
         case "Submitted":
+          // The line already shows the submitted task: nothing new to say.
+          if (view.state === "submitted") return
           view.state = "submitted"
           break
         case "Pending":

@@ -1,0 +1,171 @@
+import { describe, expect, it } from "@effect/vitest"
+import { ViduQ3, ViduQ3Input } from "@reelkit/provider-vidu-q3"
+import { FakeApixo } from "@reelkit/testing"
+import * as Redacted from "effect/Redacted"
+import { existsSync, statSync } from "node:fs"
+import { afterAll, beforeAll } from "vitest"
+import { childEnv, runCli, sha256OfFile, startCli, tempHome, waitForOutput } from "./utils.js"
+
+// One fake apixo server in this process; each CLI run talks to it over HTTP, as it would to apixo.
+let fake: FakeApixo.Running
+let env: (home: string) => NodeJS.ProcessEnv
+
+// Fast polls: with a key set the CLI would otherwise follow Vidu's advice (first poll after 75 s).
+const fastPolls = ["--first-poll-after", "0.3", "--poll-every", "0.3"]
+
+beforeAll(async () => {
+  fake = await FakeApixo.start({
+    models: { [ViduQ3.modelId]: { inputSchema: ViduQ3Input.ViduQ3Input } },
+    timings: (task) =>
+      String(task.input.prompt).includes("slow")
+        ? { processingAfter: "500 millis", completeAfter: "4 seconds" }
+        : { processingAfter: "300 millis", completeAfter: "1 second" },
+    outcome: (task) =>
+      String(task.input.prompt).includes("forbidden")
+        ? FakeApixo.failure("CONTENT_VIOLATION", "The prompt breaks the content policy")
+        : FakeApixo.success()
+  })
+  env = (home) => childEnv({ APIXO_API_KEY: Redacted.value(fake.apiKey), APIXO_BASE_URL: fake.url, REELKIT_HOME: home })
+})
+
+afterAll(async () => {
+  await fake?.close()
+})
+
+const tasksOf = (prompt: string) => fake.tasks.filter((task) => task.input.prompt === prompt)
+
+interface Printed {
+  readonly taskKey: string
+  readonly taskId: string | null
+  readonly state: string
+  readonly failCode?: string
+  readonly failMessage?: string
+  readonly resultUrls: ReadonlyArray<string>
+  readonly artifacts: ReadonlyArray<{ path: string; bytes: number; sha256: string; contentType: string }>
+}
+
+const expectStoredVideo = (printed: Printed, home: string) => {
+  expect(printed.artifacts).toHaveLength(1)
+  const [artifact] = printed.artifacts
+  expect(artifact!.path.startsWith(home)).toBe(true)
+  expect(existsSync(artifact!.path)).toBe(true)
+  expect(artifact!.contentType).toBe("video/mp4")
+  expect(statSync(artifact!.path).size).toBe(artifact!.bytes)
+  expect(sha256OfFile(artifact!.path)).toBe(artifact!.sha256)
+}
+
+// Concurrent: each test has its own REELKIT_HOME and prompt, and most of the time is process start-up.
+describe.concurrent("reelkit CLI against the fake apixo server", () => {
+  it("generate --json: submits once, waits, stores the video and prints the task", async () => {
+    const home = tempHome()
+    const prompt = "a red fox crossing a snowy field"
+    const run = await runCli(
+      ["generate", "--mode", "text-to-video", "--prompt", prompt, "--duration", "4", "--json", ...fastPolls],
+      env(home)
+    )
+    expect(run.code, run.stderr).toBe(0)
+    const printed = JSON.parse(run.stdout) as Printed
+    const created = tasksOf(prompt)
+    expect(created).toHaveLength(1)
+    expect(created[0]!.input).toEqual({ mode: "text-to-video", prompt, duration: 4 })
+    expect(printed.taskKey).toMatch(/^tk_/)
+    expect(printed.taskId).toBe(created[0]!.taskId)
+    expect(printed.state).toBe("completed")
+    expect(printed.resultUrls).toEqual(created[0]!.resultUrls)
+    expect(Object.keys(printed).sort()).toEqual(["artifacts", "resultUrls", "state", "taskId", "taskKey"])
+    expectStoredVideo(printed, home)
+  })
+
+  it("a failed task exits 3 and still prints the task with its fail code", async () => {
+    const home = tempHome()
+    const prompt = "something forbidden"
+    const run = await runCli(
+      ["generate", "--mode", "text-to-video", "--prompt", prompt, "--json", ...fastPolls],
+      env(home)
+    )
+    expect(run.code).toBe(3)
+    const printed = JSON.parse(run.stdout) as Printed
+    expect(printed.state).toBe("failed")
+    expect(printed.failCode).toBe("CONTENT_VIOLATION")
+    expect(printed.failMessage).toBe("The prompt breaks the content policy")
+    expect(printed.artifacts).toEqual([])
+    expect(tasksOf(prompt)).toHaveLength(1)
+    // One sentence on stderr, naming the code; no stack trace, no key.
+    const message = run.stderr.trim().split("\n").at(-1)!
+    expect(message).toContain("CONTENT_VIOLATION")
+    expect(run.stderr).not.toMatch(/\n\s+at /)
+    expect(run.stderr).not.toContain(Redacted.value(fake.apiKey))
+  })
+
+  it("invalid input exits 2 and sends nothing", async () => {
+    const home = tempHome()
+    // A fake of its own, so no other test's traffic can hide a request.
+    const quiet = await FakeApixo.start()
+    const run = await runCli(
+      ["generate", "--mode", "image-to-video", "--prompt", "animate it", "--json"],
+      childEnv({ APIXO_API_KEY: Redacted.value(quiet.apiKey), APIXO_BASE_URL: quiet.url, REELKIT_HOME: home })
+    ).finally(() => quiet.close())
+    expect(run.code).toBe(2)
+    expect(run.stdout).toBe("")
+    expect(run.stderr.trim()).toBe(
+      `reelkit: Invalid --image: it ${ViduQ3Input.rules.image_urls_required}; nothing was sent.`
+    )
+    expect(quiet.requests).toEqual([])
+    // Nothing was recorded either: the check ran before the ledger was opened.
+    expect(existsSync(`${home}/ledger.sqlite`)).toBe(false)
+  })
+
+  it("generate --no-wait, then wait by apixo's task id, then list", async () => {
+    const home = tempHome()
+    const prompt = "a paper boat on a pond"
+    const submitted = await runCli(
+      ["generate", "--mode", "turbo-text-to-video", "--prompt", prompt, "--no-wait", "--json"],
+      env(home)
+    )
+    expect(submitted.code, submitted.stderr).toBe(0)
+    const first = JSON.parse(submitted.stdout) as Printed
+    expect(first.state).toBe("submitted")
+    expect(first.taskId).toBe(tasksOf(prompt)[0]!.taskId)
+
+    const waited = await runCli(["wait", first.taskId!, "--json", ...fastPolls], env(home))
+    expect(waited.code, waited.stderr).toBe(0)
+    const done = JSON.parse(waited.stdout) as Printed
+    expect(done.taskKey).toBe(first.taskKey)
+    expect(done.state).toBe("completed")
+    expectStoredVideo(done, home)
+    expect(tasksOf(prompt)).toHaveLength(1)
+
+    const listed = await runCli(["list", "--json"], env(home))
+    expect(listed.code).toBe(0)
+    expect(JSON.parse(listed.stdout)).toEqual([done])
+  })
+
+  it("reconcile finishes a task whose generate process was killed, without submitting it again", async () => {
+    const home = tempHome()
+    const prompt = "a slow sunrise over the hills"
+    const generate = startCli(["generate", "--mode", "text-to-video", "--prompt", prompt, ...fastPolls], env(home))
+    // The progress line names the task once `start` returned, that is once the ledger holds apixo's id.
+    await waitForOutput(generate.child, generate.output, (output) => /tk_\S+\s+submitted/.test(output.stderr))
+    generate.child.kill("SIGKILL")
+    const killed = await generate.finished
+    expect(killed.signal).toBe("SIGKILL")
+    expect(tasksOf(prompt)).toHaveLength(1)
+
+    const reconciled = await runCli(["reconcile", "--json", ...fastPolls], env(home))
+    expect(reconciled.code, reconciled.stderr).toBe(0)
+    const printed = JSON.parse(reconciled.stdout) as ReadonlyArray<Printed>
+    expect(printed).toHaveLength(1)
+    expect(printed[0]!.taskId).toBe(tasksOf(prompt)[0]!.taskId)
+    expect(printed[0]!.state).toBe("completed")
+    expectStoredVideo(printed[0]!, home)
+    expect(tasksOf(prompt)).toHaveLength(1)
+  })
+
+  it("every command has --help", async () => {
+    const run = await runCli(["generate", "--help"], env(tempHome()))
+    expect(run.code).toBe(0)
+    for (const flag of ["--mode", "--prompt", "--aspect-ratio", "--no-wait", "--callback-url", "--timeout"]) {
+      expect(run.stdout).toContain(flag)
+    }
+  })
+})
