@@ -1,174 +1,18 @@
-// Test helpers: a scripted HTTP server on a real loopback socket (port 0) standing in for apixo,
-// and a tracer that records every span, to check what reaches telemetry.
-import * as Effect from "effect/Effect"
+// Test helpers: the key used by the tests, and re-exports of the shared scripted HTTP server and
+// recording tracer from @reelkit/testing.
+import { RecordingTracer, ScriptedHttpServer } from "@reelkit/testing"
 import * as Redacted from "effect/Redacted"
-import type * as Scope from "effect/Scope"
-import * as Tracer from "effect/Tracer"
-import { type IncomingHttpHeaders, createServer } from "node:http"
-import type { AddressInfo, Socket } from "node:net"
 
 /** The key used by tests; asserted absent from every error, message and span. */
 export const apiKey = "sk-test-5ecret-b5f1e0c2"
 /** The key as the library takes it. */
 export const redactedKey = Redacted.make(apiKey)
 
-/** One request as the server received it. */
-export interface RecordedRequest {
-  readonly method: string
-  readonly pathname: string
-  readonly query: URLSearchParams
-  readonly headers: IncomingHttpHeaders
-  readonly body: string
-}
-
-/** One scripted answer: a status with headers and a body (objects are sent as JSON), or a fault. */
-export type Reply =
-  | {
-      readonly status: number
-      readonly headers?: Readonly<Record<string, string>>
-      readonly body?: unknown
-    }
-  | { readonly fault: "destroy" }
-  | { readonly fault: "hang" }
-
-/** Controls of the scripted server. */
-export interface ScriptedServer {
-  readonly baseUrl: string
-  /** Queues answers for `METHOD /path`; the last one repeats. Unscripted routes answer 599. */
-  readonly script: (route: string, ...replies: ReadonlyArray<Reply>) => void
-  readonly requests: () => ReadonlyArray<RecordedRequest>
-  /** Completes once the server has received `count` requests in all (bodies fully read). */
-  readonly received: (count: number) => Effect.Effect<void>
-}
-
-/** Starts a scripted server on 127.0.0.1, port 0; it closes with the scope. */
-export const makeServer: Effect.Effect<ScriptedServer, never, Scope.Scope> = Effect.gen(function* () {
-  const queues = new Map<string, Array<Reply>>()
-  const recorded: Array<RecordedRequest> = []
-  const waiters: Array<{ count: number; resolve: () => void }> = []
-  const sockets = new Set<Socket>()
-
-  const server = createServer((request, response) => {
-    const chunks: Array<Buffer> = []
-    request.on("data", (chunk: Buffer) => chunks.push(chunk))
-    request.on("end", () => {
-      const url = new URL(request.url ?? "/", "http://127.0.0.1")
-      recorded.push({
-        method: request.method ?? "",
-        pathname: url.pathname,
-        query: url.searchParams,
-        headers: request.headers,
-        body: Buffer.concat(chunks).toString("utf8")
-      })
-      for (const waiter of waiters.filter((waiter) => recorded.length >= waiter.count)) waiter.resolve()
-      const queue = queues.get(`${request.method} ${url.pathname}`) ?? []
-      const reply: Reply = (queue.length > 1 ? queue.shift() : queue[0]) ?? {
-        status: 599,
-        body: { code: 599, message: `unscripted route ${request.method} ${url.pathname}`, data: null }
-      }
-      if ("fault" in reply) {
-        if (reply.fault === "destroy") request.socket.destroy()
-        return
-      }
-      const text =
-        reply.body === undefined ? "" : typeof reply.body === "string" ? reply.body : JSON.stringify(reply.body)
-      response.writeHead(reply.status, {
-        "content-type": typeof reply.body === "string" ? "text/plain" : "application/json",
-        ...reply.headers
-      })
-      response.end(text)
-    })
-  })
-  server.on("connection", (socket) => {
-    sockets.add(socket)
-    socket.on("close", () => sockets.delete(socket))
-  })
-
-  const port = yield* Effect.acquireRelease(
-    Effect.async<number>((resume) => {
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as AddressInfo).port)))
-    }),
-    () =>
-      Effect.async<void>((resume) => {
-        for (const socket of sockets) socket.destroy()
-        server.close(() => resume(Effect.void))
-      })
-  )
-
-  return {
-    baseUrl: `http://127.0.0.1:${port}`,
-    script: (route, ...replies) => {
-      queues.set(route, [...replies])
-    },
-    requests: () => [...recorded],
-    received: (count) =>
-      Effect.async<void>((resume) => {
-        if (recorded.length >= count) return resume(Effect.void)
-        waiters.push({ count, resolve: () => resume(Effect.void) })
-      })
-  }
-})
-
-/** A base URL where nothing listens: a port bound, read and released again. */
-export const refusedBaseUrl: Effect.Effect<string> = Effect.async<string>((resume) => {
-  const server = createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const port = (server.address() as AddressInfo).port
-    server.close(() => resume(Effect.succeed(`http://127.0.0.1:${port}`)))
-  })
-})
-
-/** A span as recorded. */
-export interface RecordedSpan {
-  readonly name: string
-  readonly attributes: ReadonlyMap<string, unknown>
-  readonly events: ReadonlyArray<{ readonly name: string; readonly attributes: Record<string, unknown> | undefined }>
-}
-
-/** A tracer that keeps every span it creates. */
-export const recordingTracer = (): { readonly tracer: Tracer.Tracer; readonly spans: Array<RecordedSpan> } => {
-  const spans: Array<RecordedSpan> = []
-  let next = 0
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind) => {
-      const attributes = new Map<string, unknown>()
-      const events: Array<{ name: string; attributes: Record<string, unknown> | undefined }> = []
-      spans.push({ name, attributes, events })
-      const id = String(++next)
-      const span: Tracer.Span = {
-        _tag: "Span",
-        name,
-        spanId: id,
-        traceId: "trace",
-        parent,
-        context,
-        status: { _tag: "Started", startTime },
-        attributes,
-        links: [...links],
-        sampled: true,
-        kind,
-        end: () => {},
-        attribute: (key, value) => {
-          attributes.set(key, value)
-        },
-        event: (eventName, _time, eventAttributes) => {
-          events.push({ name: eventName, attributes: eventAttributes })
-        },
-        addLinks: () => {}
-      }
-      return span
-    },
-    context: (f) => f()
-  })
-  return { tracer, spans }
-}
-
-/** Everything a span exposes, as text, to search for secrets. */
-export const spanText = (spans: ReadonlyArray<RecordedSpan>): string =>
-  JSON.stringify(
-    spans.map((span) => ({
-      name: span.name,
-      attributes: [...span.attributes].map(([key, value]) => [key, String(value)]),
-      events: span.events
-    }))
-  )
+export type RecordedRequest = ScriptedHttpServer.RecordedRequest
+export type Reply = ScriptedHttpServer.Reply
+export type ScriptedServer = ScriptedHttpServer.ScriptedServer
+export const makeServer = ScriptedHttpServer.make
+export const refusedBaseUrl = ScriptedHttpServer.refusedBaseUrl
+export type RecordedSpan = RecordingTracer.RecordedSpan
+export const recordingTracer = RecordingTracer.make
+export const spanText = RecordingTracer.spanText

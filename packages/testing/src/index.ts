@@ -16,3 +16,5 @@ export * as FakeApixo from "./FakeApixo.js"
 export * as TaskProviderContract from "./TaskProviderContract.js"
 /** A tracer that records every span, to check what reaches telemetry. */
 export * as RecordingTracer from "./RecordingTracer.js"
+/** A scripted HTTP server on a real socket, for exact transport tests. */
+export * as ScriptedHttpServer from "./ScriptedHttpServer.js"
