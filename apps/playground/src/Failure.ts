@@ -81,10 +81,7 @@ export const describe = (error: unknown, secrets: ReadonlyArray<string> = []): s
     case "InsufficientCredits":
       return sentence(`The apixo balance cannot pay for this task (${message})`, secrets)
     case "DeadlineExceeded":
-      return sentence(
-        `${message}: run "reelkit wait ${(error as { taskKey: string }).taskKey}" to keep waiting`,
-        secrets
-      )
+      return sentence(`${message} with "reelkit wait ${(error as { taskKey: string }).taskKey}"`, secrets)
     case "ConfigError":
       return sentence(`Invalid configuration: ${message}`, secrets)
     case "LedgerError":

@@ -31,6 +31,10 @@ interface View {
 
 const clearLine = "\r\u001b[2K"
 
+// Tenths of a second while short polls matter, whole seconds once the wait is long.
+const formatCountdown = (millis: number): string =>
+  millis < 10_000 ? `${(millis / 1000).toFixed(1)} s` : `${Math.ceil(millis / 1000)} s`
+
 /**
  * Runs a task's event stream to its end while showing progress. `startedAt` is when the task was
  * submitted (elapsed time counts from it); `firstPollAt` when the first status request is due.
@@ -52,7 +56,7 @@ export const follow = <E>(
       view.nextPollAt === undefined
         ? ""
         : view.nextPollAt > now
-          ? `, next poll in ${Math.ceil((view.nextPollAt - now) / 1000)} s`
+          ? `, next poll in ${formatCountdown(view.nextPollAt - now)}`
           : ", polling"
     const note = view.note === undefined ? "" : ` (${view.note})`
     return `${options.taskKey}  ${view.state}${note}  ${formatElapsed(now - options.startedAt)}${next}`
