@@ -165,3 +165,127 @@ export const findPostgres = async (): Promise<Postgres | { readonly unavailable:
 
 /** A database name no other run uses. */
 export const privateDatabaseName = () => `reelkit_test_${randomBytes(6).toString("hex")}`
+
+/** Where `HoldingProxy` stops relaying, once. */
+export type HoldPoint =
+  /** The submit POST is held: it never reaches the server. */
+  | "generate-request"
+  /** The submit reaches the server (which creates and bills the task); its answer is held. */
+  | "generate-response"
+  /** The first status request is held (the submit's answer was relayed and recorded). */
+  | "status-request"
+  /** A result download is relayed up to `holdAfterBytes`, then held mid-body. */
+  | "download-body"
+
+/**
+ * An HTTP proxy in front of the fake apixo that relays everything (rewriting the fake's own URL to
+ * its own in JSON answers, so result downloads come through it too) except at one hold point, where
+ * it stops relaying and reports it: a child process can then be killed at exactly that point.
+ */
+export interface HoldingProxy {
+  readonly url: string
+  /** Resolves when the hold point is reached. */
+  readonly held: Promise<void>
+  /** From now on, relay everything. */
+  readonly release: () => void
+  readonly close: () => Promise<void>
+}
+
+const routeOf = (method: string, path: string) =>
+  method === "POST" && path.startsWith("/api/v1/generateTask/")
+    ? "generate"
+    : path.startsWith("/api/v1/statusTask/")
+      ? "status"
+      : path.startsWith("/results/")
+        ? "download"
+        : "other"
+
+/** Starts a holding proxy in front of `target` (e.g. `http://127.0.0.1:1234`). */
+export const startHoldingProxy = async (
+  target: string,
+  hold: HoldPoint,
+  holdAfterBytes = 1024 * 1024
+): Promise<HoldingProxy> => {
+  const { createServer: createHttpServer, request } = await import("node:http")
+  const upstream = new URL(target)
+  let holding = true
+  let reached: () => void = () => undefined
+  const held = new Promise<void>((resolve) => {
+    reached = resolve
+  })
+  const holdNow = (point: HoldPoint) => holding && hold === point
+  let selfUrl = ""
+  const sockets = new Set<import("node:net").Socket>()
+  const server = createHttpServer((incoming, outgoing) => {
+    const route = routeOf(incoming.method ?? "GET", incoming.url ?? "/")
+    const chunks: Array<Buffer> = []
+    incoming.on("data", (chunk: Buffer) => chunks.push(chunk))
+    incoming.on("end", () => {
+      if ((route === "generate" && holdNow("generate-request")) || (route === "status" && holdNow("status-request"))) {
+        reached()
+        return
+      }
+      const forwarded = request(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: incoming.method,
+          path: incoming.url,
+          headers: { ...incoming.headers, host: upstream.host }
+        },
+        (answer) => {
+          if (route === "download") {
+            outgoing.writeHead(answer.statusCode ?? 502, answer.headers)
+            let relayed = 0
+            const holdBody = holdNow("download-body")
+            answer.on("data", (chunk: Buffer) => {
+              if (holdBody && relayed >= holdAfterBytes) return
+              outgoing.write(chunk)
+              relayed += chunk.length
+              if (holdBody && relayed >= holdAfterBytes) {
+                answer.pause()
+                reached()
+              }
+            })
+            answer.on("end", () => outgoing.end())
+            return
+          }
+          const body: Array<Buffer> = []
+          answer.on("data", (chunk: Buffer) => body.push(chunk))
+          answer.on("end", () => {
+            if (route === "generate" && holdNow("generate-response")) {
+              reached()
+              return
+            }
+            const text = Buffer.concat(body).toString("utf8").replaceAll(target, selfUrl)
+            const headers = { ...answer.headers, "content-length": String(Buffer.byteLength(text)) }
+            delete headers["transfer-encoding"]
+            outgoing.writeHead(answer.statusCode ?? 502, headers)
+            outgoing.end(text)
+          })
+        }
+      )
+      forwarded.on("error", () => outgoing.destroy())
+      forwarded.end(Buffer.concat(chunks))
+    })
+  })
+  server.on("connection", (socket) => {
+    sockets.add(socket)
+    socket.on("close", () => sockets.delete(socket))
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const address = server.address()
+  selfUrl = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`
+  return {
+    url: selfUrl,
+    held,
+    release: () => {
+      holding = false
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resolve())
+      })
+  }
+}
