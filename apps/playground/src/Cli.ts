@@ -338,10 +338,8 @@ const reconcile = Command.make("reconcile", { json, ...pollOptions }, (flags) =>
           }
         }
         // The worst outcome decides: something unknown, then a passed deadline, then a failed task.
-        // Core reports why a task is unfinished as text only; a passed deadline reads "Stopped waiting ...".
         const code =
-          summary.ambiguous.length > 0 ||
-          summary.unfinished.some((entry) => !entry.reason.startsWith("Stopped waiting"))
+          summary.ambiguous.length > 0 || summary.unfinished.some((entry) => entry.error !== "DeadlineExceeded")
             ? ExitCode.other
             : summary.unfinished.length > 0
               ? ExitCode.deadline

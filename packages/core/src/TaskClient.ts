@@ -128,8 +128,11 @@ export interface ReconcileSummary {
   readonly failed: ReadonlyArray<string>
   /** Tasks whose submit was in flight when their process stopped: never re-sent, the caller decides. */
   readonly ambiguous: ReadonlyArray<string>
-  /** Tasks that are still running or could not be finished now (deadline, lasting errors). */
-  readonly unfinished: ReadonlyArray<{ readonly taskKey: string; readonly reason: string }>
+  /**
+   * Tasks that are still running or could not be finished now: `error` is the typed error's tag
+   * (`DeadlineExceeded` when the task is still running and resumable), `reason` its message.
+   */
+  readonly unfinished: ReadonlyArray<{ readonly taskKey: string; readonly error: string; readonly reason: string }>
 }
 
 /** The client service. */
@@ -742,7 +745,7 @@ export const make = (
         const completed: Array<string> = []
         const failed: Array<string> = []
         const ambiguous: Array<string> = []
-        const unfinished: Array<{ taskKey: string; reason: string }> = []
+        const unfinished: Array<{ taskKey: string; error: string; reason: string }> = []
         let remaining = claimed.length
         const allDone = yield* Deferred.make<void>()
         const settle = (push: () => void) => {
@@ -755,7 +758,7 @@ export const make = (
             if (event._tag === "Succeeded") settle(() => completed.push(taskKey))
             else if (event._tag === "Failed") settle(() => failed.push(taskKey))
           },
-          onError: (error) => settle(() => unfinished.push({ taskKey, reason: error.message }))
+          onError: (error) => settle(() => unfinished.push({ taskKey, error: error._tag, reason: error.message }))
         })
         for (const record of claimed) leased.add(record.taskKey)
         for (const record of claimed) {

@@ -446,6 +446,18 @@ describe("TaskClient.reconcile and resume", () => {
       })
   )
 
+  it.effect("reports a task still running at the deadline as unfinished with DeadlineExceeded", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      yield* client.start(input, { taskKey: "tk_long" })
+      const fiber = yield* Effect.fork(client.reconcile({ deadline: "1 minute" }))
+      const summary = yield* advanceUntilDone(fiber)
+      expect(summary.unfinished.map((entry) => [entry.taskKey, entry.error])).toEqual([["tk_long", "DeadlineExceeded"]])
+      expect(summary.unfinished[0]!.reason).toContain("tk_long")
+      expect((yield* client.lookup("tk_long")).state).toBe("processing")
+    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing] }) })))
+  )
+
   it.effect("resumes a handle from another process into an empty ledger", () =>
     Effect.gen(function* () {
       const scripted = yield* ScriptedProvider.ScriptedProvider
