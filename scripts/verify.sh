@@ -27,6 +27,8 @@ step "lint (biome: format + rules)"
 "${pnpm[@]}" run lint
 step "build (turbo: ESM + CJS + .d.ts)"
 "${pnpm[@]}" run build
+step "release flow (changeset version on a scratch copy)"
+node scripts/changeset-check.mjs
 step "pack check (publint, attw, consumer project)"
 "${pnpm[@]}" run pack:check
 step "test"
