@@ -12,11 +12,13 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
 import * as SqlLedger from "./internal/sqlLedger.js"
 
 /** Options of the SQLite ledger. */
 export interface Options {
-  /** The database file; created with its directory's permissions if missing. */
+  /** The database file; it and its directory are created if missing. */
   readonly filename: string
   /**
    * How long a write waits for another process's write lock before failing, in milliseconds.
@@ -52,10 +54,25 @@ export const layerClient = (
 ): Layer.Layer<TaskLedger.TaskLedger, TaskError.LedgerError, SqlClient.SqlClient> =>
   Layer.effect(TaskLedger.TaskLedger, make(options))
 
+// better-sqlite3 creates the file but not its directory.
+const ensureDirectory = (filename: string) =>
+  Effect.try({
+    try: () => {
+      if (filename !== ":memory:" && filename !== "")
+        Fs.mkdirSync(Path.dirname(Path.resolve(filename)), { recursive: true })
+    },
+    catch: (cause) =>
+      new TaskError.LedgerError({ operation: "open", message: `cannot create the directory of ${filename}`, cause })
+  })
+
 /** The ledger in a SQLite file of its own, opened in WAL mode. */
 export const layer = (options: Options): Layer.Layer<TaskLedger.TaskLedger, TaskError.LedgerError> =>
   layerClient(options).pipe(
-    Layer.provide(SqliteClient.layer({ filename: options.filename })),
+    Layer.provide(
+      Layer.unwrapEffect(
+        Effect.as(ensureDirectory(options.filename), SqliteClient.layer({ filename: options.filename }))
+      )
+    ),
     Layer.catchAll((error) =>
       Layer.fail(
         error._tag === "LedgerError"

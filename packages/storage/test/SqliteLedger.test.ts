@@ -18,7 +18,8 @@ TaskLedgerContract.suite("SqliteLedger", SqliteLedger.layer({ filename: join(dir
 describe("SqliteLedger", () => {
   it.effect("keeps every row across reopening the file", () =>
     Effect.gen(function* () {
-      const filename = join(dir, "reopen.db")
+      // In a directory that does not exist yet: the layer creates it.
+      const filename = join(dir, "nested", "deeper", "reopen.db")
       yield* Effect.flatMap(TaskLedger.TaskLedger, (ledger) =>
         Effect.zipRight(
           ledger.create({ taskKey: "tk_1", providerId: "p", modelId: "m", idempotencyKey: "k", input: { a: 1 } }),
