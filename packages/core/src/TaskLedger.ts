@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { IdempotencyConflict, type LedgerError, StaleTransition, UnknownTask } from "./TaskError.js"
+import { IdempotencyConflict, LedgerError, StaleTransition, UnknownTask } from "./TaskError.js"
 
 /**
  * Where a task is.
@@ -226,7 +226,7 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
     Option.fromNullable(taskKey === undefined ? undefined : rows.get(taskKey))
 
   const create: Service["create"] = (task) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<CreateResult, IdempotencyConflict> => {
+    Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<CreateResult, IdempotencyConflict | LedgerError> => {
       if (task.idempotencyKey !== undefined) {
         const existing = rowOf(byIdempotencyKey.get(task.idempotencyKey))
         if (Option.isSome(existing)) {
@@ -236,6 +236,12 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
                 new IdempotencyConflict({ idempotencyKey: task.idempotencyKey, taskKey: existing.value.taskKey })
               )
         }
+      }
+      if (rows.has(task.taskKey)) {
+        // Task keys are unique; a second row under one key would hide the first task.
+        return Effect.fail(
+          new LedgerError({ operation: "create", message: `A task with key ${task.taskKey} already exists` })
+        )
       }
       const record = new TaskRecord({
         taskKey: task.taskKey,

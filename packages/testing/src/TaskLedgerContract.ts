@@ -167,6 +167,19 @@ export const cases: ReadonlyArray<Case> = [
       })
   },
   {
+    name: "creating a task key that already exists fails with LedgerError and keeps the first row",
+    run: (scope) =>
+      Effect.gen(function* () {
+        const service = yield* ledger
+        yield* service.create(newTask(scope, "taken", { input: { prompt: "first" } }))
+        const second = yield* Effect.either(service.create(newTask(scope, "taken", { input: { prompt: "second" } })))
+        assert.equal(failureTag(second), "LedgerError")
+        const row = Option.getOrThrow(yield* service.get(`${scope}-taken`))
+        assert.deepEqual(row.input, { prompt: "first" })
+        assert.equal(row.version, 1)
+      })
+  },
+  {
     name: "transition applies a patch from an expected state, bumps version and updatedAt, keeps absent fields",
     run: (scope) =>
       Effect.gen(function* () {
