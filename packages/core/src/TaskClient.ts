@@ -33,7 +33,7 @@ import {
   type LedgerError,
   type ProviderError,
   RequestRejected,
-  type StaleTransition,
+  StaleTransition,
   SubmitOutcomeUnknown,
   type TaskError,
   TaskFailed,
@@ -153,6 +153,14 @@ export interface Service {
   readonly resume: (handle: TaskHandle, options?: WaitOptions) => Effect.Effect<TaskRecord, WaitError>
   /** Resumes every unfinished task in the ledger (after a restart) and waits for them. */
   readonly reconcile: (options?: WaitOptions) => Effect.Effect<ReconcileSummary, LedgerError>
+  /**
+   * Sends an `ambiguous` (or `rejected`) task's submit again, because the caller decided to: an
+   * ambiguous task may already exist and be billed, so this is never done automatically.
+   */
+  readonly resubmit: (
+    reference: TaskReference,
+    options?: Pick<StartOptions, "providerOptions">
+  ) => Effect.Effect<TaskHandle, StartError>
   /** Reads a task's ledger row. */
   readonly lookup: (reference: TaskReference) => Effect.Effect<TaskRecord, UnknownTask | LedgerError>
   /**
@@ -690,6 +698,24 @@ export const make = (
         })
       )
 
+    const resubmit: Service["resubmit"] = (reference, resubmitOptions = {}) =>
+      Effect.gen(function* () {
+        const record = yield* lookup(reference)
+        if (record.state !== "ambiguous" && record.state !== "rejected") {
+          if (record.remoteTaskId !== undefined) return handleOf(record)
+          return yield* new StaleTransition({
+            taskKey: record.taskKey,
+            expected: ["ambiguous", "rejected"],
+            actual: record.state
+          })
+        }
+        yield* limits.acquireTaskSlot(record.taskKey)
+        const reopened = yield* ledger
+          .transition(record.taskKey, ["ambiguous", "rejected"], { state: "submitting" })
+          .pipe(Effect.tapError(() => limits.releaseTaskSlot(record.taskKey)))
+        return yield* submitRecorded(reopened, resubmitOptions)
+      }).pipe(Effect.withSpan("reelkit.resubmit", { attributes: spanAttributes }))
+
     const generate: Service["generate"] = (input, generateOptions = {}) =>
       Effect.flatMap(start(input, generateOptions), (handle) => wait(handle, generateOptions))
 
@@ -783,7 +809,7 @@ export const make = (
         return { claimed: claimed.length, completed, failed, ambiguous, unfinished }
       }).pipe(Effect.withSpan("reelkit.reconcile", { attributes: spanAttributes }))
 
-    return TaskClient.of({ provider, start, wait, watch, generate, resume, reconcile, lookup, refresh })
+    return TaskClient.of({ provider, start, wait, watch, generate, resume, resubmit, reconcile, lookup, refresh })
   })
 
 /** A client from the provider, ledger and limits in context (and, optionally, an `ArtifactStore` with an `HttpClient`). */

@@ -102,6 +102,30 @@ describe("TaskClient.start", () => {
     )
   }
 
+  it.effect("sends an ambiguous task again only when the caller says so", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const first = yield* Effect.either(client.start(input, { taskKey: "tk_retry_by_hand" }))
+      expect(Either.isLeft(first) && first.left._tag).toBe("SubmitOutcomeUnknown")
+      expect((yield* scripted.recording).submits).toHaveLength(1)
+      const handle = yield* client.resubmit("tk_retry_by_hand")
+      const { submits, created } = yield* scripted.recording
+      expect(submits).toHaveLength(2)
+      expect(created.has(handle.remoteTaskId)).toBe(true)
+      expect((yield* client.lookup("tk_retry_by_hand")).state).toBe("submitted")
+      // A task that is not ambiguous any more is not sent again.
+      expect((yield* client.resubmit("tk_retry_by_hand")).remoteTaskId).toBe(handle.remoteTaskId)
+      expect((yield* scripted.recording).submits).toHaveLength(2)
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          script: () => ({ submitFailures: [new TaskError.ServerError({ status: 502, message: "Bad Gateway" })] })
+        })
+      )
+    )
+  )
+
   it.effect("records an explicit rejection as rejected and does not retry it", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
