@@ -22,7 +22,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { CallbackConfig, type Config, routePath, verifyToken } from "./CallbackUrls.js"
 import { TaskClient } from "./TaskClient.js"
-import { TaskLedger } from "./TaskLedger.js"
+import { isTerminalState, TaskLedger } from "./TaskLedger.js"
 
 /** What happened to one delivery, as the handler answers it. */
 export type Outcome = "accepted" | "duplicate" | "unauthorized" | "too-large" | "unreadable" | "unknown-task"
@@ -96,7 +96,7 @@ export const makeRouter = (
     }
 
     /** Asks the provider for the truth, and resolves an ambiguous submit when the hint names the remote task. */
-    const confirm = (taskKey: string, claimedRemoteId: string | undefined) =>
+    const confirm = (taskKey: string, claimedRemoteId: string | undefined, dedupeKey: string) =>
       Effect.gen(function* () {
         const row = yield* ledger.get(taskKey)
         if (Option.isSome(row) && row.value.state === "ambiguous" && claimedRemoteId !== undefined) {
@@ -107,8 +107,12 @@ export const makeRouter = (
             yield* ledger.transition(taskKey, ["ambiguous"], { state: "submitted", remoteTaskId: claimedRemoteId })
           }
         }
-        yield* client.refresh(taskKey)
+        const confirmed = yield* client.refresh(taskKey)
+        // The status did not bear the callback out (yet): forget this delivery, so a later one
+        // claiming the same is acted on rather than dropped as a duplicate.
+        if (!isTerminalState(confirmed.state) && confirmed.state !== "succeeded") seen.delete(dedupeKey)
       }).pipe(
+        Effect.tapErrorCause(() => Effect.sync(() => seen.delete(dedupeKey))),
         Effect.ignore,
         Effect.ensuring(Effect.sync(() => confirming.delete(taskKey))),
         Effect.withSpan("reelkit.callback.confirm", { attributes: { "reelkit.task_key": taskKey } })
@@ -134,7 +138,7 @@ export const makeRouter = (
       confirming.add(taskKey)
       yield* FiberSet.run(
         confirmations,
-        confirm(taskKey, Option.getOrUndefined(Option.map(hint, (value) => value.remoteTaskId)))
+        confirm(taskKey, Option.getOrUndefined(Option.map(hint, (value) => value.remoteTaskId)), dedupeKey)
       )
       return answer(taskKey, "accepted", 200)
     })

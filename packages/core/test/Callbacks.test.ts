@@ -127,6 +127,26 @@ describe("Callbacks", () => {
     }).pipe(Effect.provide(stack(() => ({ statuses: [success] }))))
   )
 
+  it.scoped("acts on a later delivery when an earlier one was not borne out by the status", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const handle = yield* client.start(input, { taskKey: "tk_early" })
+      const body = { remoteTaskId: handle.remoteTaskId, status: { _tag: "Succeeded" } }
+      // The first callback arrives before the status endpoint agrees: nothing changes.
+      const early = yield* post("tk_early", body)
+      yield* settle
+      expect(early.body.outcome).toBe("accepted")
+      expect((yield* client.lookup("tk_early")).state).toBe("processing")
+      // The provider's retry of the same callback is acted on, not dropped as a duplicate.
+      const retried = yield* post("tk_early", body)
+      yield* settle
+      expect(retried.body.outcome).toBe("accepted")
+      expect((yield* client.lookup("tk_early")).state).toBe("completed")
+      expect((yield* scripted.recording).statusCalls).toHaveLength(2)
+    }).pipe(Effect.provide(stack(() => ({ statuses: [new TaskStatus.Processing({}), success] }))))
+  )
+
   it.scoped("refuses an oversized body with 413 and an unknown task with 404", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ScriptedProvider } from "@reelkit/testing"
 import { Chunk, Duration, Effect, Either, Fiber, Layer, Option, Stream, TestClock } from "effect"
+import * as AccountLimits from "../src/AccountLimits.js"
 import * as TaskClient from "../src/TaskClient.js"
 import * as TaskError from "../src/TaskError.js"
 import * as TaskLedger from "../src/TaskLedger.js"
@@ -293,6 +294,25 @@ describe("TaskClient.wait", () => {
       expect((yield* client.lookup("tk_interrupted")).state).toBe("processing")
       expect((yield* client.lookup("tk_interrupted")).remoteTaskId).toBe(handle.remoteTaskId)
     }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing] }) })))
+  )
+
+  it.effect("survives a defect in a poll: the worker lives on and the task is polled again", () =>
+    Effect.gen(function* () {
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      let calls = 0
+      // A provider with a bug: its first status call dies instead of failing with a typed error.
+      const buggy = Layer.succeed(TaskProvider.TaskProvider, {
+        ...scripted.provider,
+        status: (remoteTaskId) => (++calls === 1 ? Effect.dieMessage("bug") : scripted.provider.status(remoteTaskId))
+      })
+      const client = yield* TaskClient.make({ pollConcurrency: 1 }).pipe(
+        Effect.provide(Layer.mergeAll(buggy, TaskLedger.layerMemory, AccountLimits.layerUnlimited))
+      )
+      const fiber = yield* Effect.fork(client.generate(input))
+      const record = yield* advanceUntilDone(fiber)
+      expect(record.state).toBe("completed")
+      expect(calls).toBe(2)
+    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [video("after-bug")] }) })), Effect.scoped)
   )
 
   it.effect("reports a remote failure as TaskFailed with the provider's code", () =>

@@ -171,7 +171,21 @@ export const make = (options: SchedulerOptions): Effect.Effect<PollScheduler, ne
         yield* Queue.offer(ready, entry)
       }
     })
-    const worker = Queue.take(ready).pipe(Effect.flatMap(pollOnce), Effect.forever)
+    // A defect in one poll (a bug, not a provider error) must not cost a worker: log it and try
+    // that task again after its interval, so its waiters are not left hanging.
+    const pollSafely = (entry: Entry) =>
+      pollOnce(entry).pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.logError("reelkit: a status poll failed unexpectedly; retrying later", cause).pipe(
+            Effect.zipRight(Clock.currentTimeMillis),
+            Effect.map((now) => {
+              entry.polling = false
+              if (entries.get(entry.taskKey) === entry) reschedule(entry, now + Math.max(entry.intervalMillis, 1000))
+            })
+          )
+        )
+      )
+    const worker = Queue.take(ready).pipe(Effect.flatMap(pollSafely), Effect.forever)
     for (let index = 0; index < options.pollConcurrency; index++) yield* Effect.forkScoped(worker)
     yield* Effect.forkScoped(loop)
 
