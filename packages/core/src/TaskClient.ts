@@ -65,6 +65,13 @@ export interface Options {
    */
   readonly leaseMillis?: number | undefined
   /**
+   * How long this process's claim on a task it is submitting holds (default 5 minutes, longer
+   * than the longest honoured Retry-After plus a request timeout). It is renewed before every
+   * attempt and cleared once the outcome is recorded, so another process's `reconcile` never
+   * takes a live submit for a dead one; after a crash, the task is reconciled once it expires.
+   */
+  readonly submitLeaseMillis?: number | undefined
+  /**
    * Poll interval of tasks submitted in callback mode (default 60 s, or the plan's interval when
    * longer): polling stays on as a slow fallback because callbacks can be lost.
    */
@@ -130,7 +137,8 @@ export interface ReconcileSummary {
   readonly ambiguous: ReadonlyArray<string>
   /**
    * Tasks that are still running or could not be finished now: `error` is the typed error's tag
-   * (`DeadlineExceeded` when the task is still running and resumable), `reason` its message.
+   * (`DeadlineExceeded` when the task is still running and resumable, `SubmitInProgress` when a
+   * live process is still submitting it), `reason` its message.
    */
   readonly unfinished: ReadonlyArray<{ readonly taskKey: string; readonly error: string; readonly reason: string }>
 }
@@ -217,6 +225,13 @@ export const make = (
       }
     }
     const leaseMillis = options.leaseMillis ?? 120_000
+    const submitLeaseMillis = options.submitLeaseMillis ?? 300_000
+    const noLease = { leaseOwner: null, leaseExpiresAt: null } as const
+    /** Claims (or renews the claim on) a row this process is submitting. */
+    const holdSubmit = (taskKey: string) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        ledger.transition(taskKey, ["submitting"], { leaseOwner: owner, leaseExpiresAt: now + submitLeaseMillis })
+      )
     // Tasks this process claimed in `reconcile`: their leases are renewed with every status applied.
     const leased = new Set<string>()
 
@@ -412,7 +427,12 @@ export const make = (
 
     const markRejected = (taskKey: string, error: { readonly _tag: string; readonly message: string }) =>
       ledger
-        .transition(taskKey, ["submitting"], { state: "rejected", failCode: error._tag, failMessage: error.message })
+        .transition(taskKey, ["submitting"], {
+          state: "rejected",
+          failCode: error._tag,
+          failMessage: error.message,
+          ...noLease
+        })
         .pipe(Effect.zipRight(limits.releaseTaskSlot(taskKey)), Effect.ignore)
 
     const submitOnce = (record: TaskRecord, options: StartOptions, attempt: number) =>
@@ -436,10 +456,13 @@ export const make = (
         const now = yield* Clock.currentTimeMillis
         if (Either.isRight(outcome)) {
           // Recorded before anything else happens, so a crash from here on leaves a resumable task.
-          const submitted = yield* ledger.transition(record.taskKey, ["submitting"], {
+          // From `ambiguous` too: should another process have judged this submit lost meanwhile,
+          // the task it created must not be forgotten.
+          const submitted = yield* ledger.transition(record.taskKey, ["submitting", "ambiguous"], {
             state: "submitted",
             remoteTaskId: outcome.right.remoteTaskId,
-            submittedAt: now
+            submittedAt: now,
+            ...noLease
           })
           return Either.right(submitted)
         }
@@ -451,6 +474,7 @@ export const make = (
         const stepper = Schedules.stepper(retry)
         for (let attempt = 1; ; attempt++) {
           yield* limits.takeRequest
+          yield* holdSubmit(record.taskKey)
           // One attempt and its record are one step: an interruption cannot fall between the POST and the ledger.
           const outcome = yield* Effect.uninterruptible(submitOnce(record, startOptions, attempt))
           if (Either.isRight(outcome)) return handleOf(outcome.right)
@@ -477,7 +501,8 @@ export const make = (
             .transition(record.taskKey, ["submitting"], {
               state: "ambiguous",
               failCode: "SubmitOutcomeUnknown",
-              failMessage: error.message
+              failMessage: error.message,
+              ...noLease
             })
             .pipe(Effect.ignore)
           yield* limits.releaseTaskSlot(record.taskKey)
@@ -527,7 +552,11 @@ export const make = (
           return Effect.gen(function* () {
             yield* limits.acquireTaskSlot(record.taskKey)
             const reopened = yield* ledger
-              .transition(record.taskKey, ["rejected"], { state: "submitting" })
+              .transition(record.taskKey, ["rejected"], {
+                state: "submitting",
+                leaseOwner: owner,
+                leaseExpiresAt: (yield* Clock.currentTimeMillis) + submitLeaseMillis
+              })
               .pipe(Effect.tapError(() => limits.releaseTaskSlot(record.taskKey)))
             return yield* submitRecorded(reopened, startOptions)
           })
@@ -570,7 +599,7 @@ export const make = (
           yield* limits.releaseTaskSlot(taskKey)
           return yield* fromExisting(created.record, startOptions)
         }
-        return yield* submitRecorded(created.record, startOptions)
+        return yield* submitRecorded(yield* holdSubmit(taskKey), startOptions)
       }).pipe(Effect.withSpan("reelkit.start", { attributes: spanAttributes }))
 
     // ---- wait -----------------------------------------------------------------------------------
@@ -711,7 +740,11 @@ export const make = (
         }
         yield* limits.acquireTaskSlot(record.taskKey)
         const reopened = yield* ledger
-          .transition(record.taskKey, ["ambiguous", "rejected"], { state: "submitting" })
+          .transition(record.taskKey, ["ambiguous", "rejected"], {
+            state: "submitting",
+            leaseOwner: owner,
+            leaseExpiresAt: (yield* Clock.currentTimeMillis) + submitLeaseMillis
+          })
           .pipe(Effect.tapError(() => limits.releaseTaskSlot(record.taskKey)))
         return yield* submitRecorded(reopened, resubmitOptions)
       }).pipe(Effect.withSpan("reelkit.resubmit", { attributes: spanAttributes }))
@@ -762,6 +795,16 @@ export const make = (
 
     const reconcile: Service["reconcile"] = (waitOptions = {}) =>
       Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        // Submits another live process holds: not ours to judge; reported, left alone.
+        const submittingElsewhere = (yield* ledger.list({
+          states: ["submitting"],
+          providerId: provider.providerId,
+          modelId: provider.modelId
+        })).filter(
+          (record) =>
+            record.leaseOwner !== undefined && record.leaseOwner !== owner && (record.leaseExpiresAt ?? 0) > now
+        )
         const claimed = yield* ledger.claimUnfinished({
           owner,
           leaseMillis,
@@ -771,7 +814,13 @@ export const make = (
         const completed: Array<string> = []
         const failed: Array<string> = []
         const ambiguous: Array<string> = []
-        const unfinished: Array<{ taskKey: string; error: string; reason: string }> = []
+        const unfinished: Array<{ taskKey: string; error: string; reason: string }> = submittingElsewhere.map(
+          (record) => ({
+            taskKey: record.taskKey,
+            error: "SubmitInProgress",
+            reason: `Another process is submitting task ${record.taskKey}; it is left to that process`
+          })
+        )
         let remaining = claimed.length
         const allDone = yield* Deferred.make<void>()
         const settle = (push: () => void) => {
@@ -788,13 +837,24 @@ export const make = (
         })
         for (const record of claimed) leased.add(record.taskKey)
         for (const record of claimed) {
-          if (record.state === "submitting") {
-            // The process stopped with the POST in flight: we cannot know whether it was created.
+          if (record.state === "submitting" && submitsInFlight.has(record.taskKey)) {
+            // This very process is submitting it: its own start records the outcome.
+            settle(() =>
+              unfinished.push({
+                taskKey: record.taskKey,
+                error: "SubmitInProgress",
+                reason: `Task ${record.taskKey} is being submitted by this process`
+              })
+            )
+          } else if (record.state === "submitting") {
+            // The process stopped with the POST in flight (its claim expired): we cannot know
+            // whether the task was created.
             yield* ledger
               .transition(record.taskKey, ["submitting"], {
                 state: "ambiguous",
                 failCode: "SubmitOutcomeUnknown",
-                failMessage: "The process stopped while the submit was in flight; it was not re-sent"
+                failMessage: "The process stopped while the submit was in flight; it was not re-sent",
+                ...noLease
               })
               .pipe(Effect.ignore)
             settle(() => ambiguous.push(record.taskKey))

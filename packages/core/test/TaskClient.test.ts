@@ -7,7 +7,7 @@ import * as TaskError from "../src/TaskError.js"
 import * as TaskLedger from "../src/TaskLedger.js"
 import * as TaskProvider from "../src/TaskProvider.js"
 import * as TaskStatus from "../src/TaskStatus.js"
-import { advanceUntilDone, clientLayer, maxInAnyWindow } from "./utils.js"
+import { advanceUntilDone, clientLayer, maxInAnyWindow, testPlan } from "./utils.js"
 
 const input = { mode: "text-to-video", prompt: "a lighthouse in a storm", duration: 4 }
 const video = (name: string) => ScriptedProvider.succeededWith(`https://results.example/${name}.mp4`)
@@ -488,6 +488,68 @@ describe("TaskClient.reconcile and resume", () => {
         expect(Option.getOrThrow(yield* ledger.get("tk_c")).state).toBe("ambiguous")
         expect((yield* scripted.recording).submits).toHaveLength(2)
       })
+  )
+
+  it.effect("leaves a submit that another live process holds alone, and takes it over once its claim expires", () =>
+    Effect.gen(function* () {
+      const ledger = yield* TaskLedger.makeMemory
+      const scripted = yield* ScriptedProvider.make({ hints: { pollPlan: testPlan } })
+      const layers = Layer.mergeAll(
+        Layer.succeed(TaskLedger.TaskLedger, ledger),
+        Layer.succeed(TaskProvider.TaskProvider, scripted.provider),
+        AccountLimits.layerUnlimited
+      )
+      // Process A starts a task whose submit waits a long while for the request budget.
+      const slowA = yield* TaskClient.make({ owner: "process-a", submitLeaseMillis: 300_000 }).pipe(
+        Effect.provide(
+          Layer.mergeAll(
+            Layer.succeed(TaskLedger.TaskLedger, ledger),
+            Layer.succeed(TaskProvider.TaskProvider, scripted.provider),
+            AccountLimits.layerMemory({ requestsPerWindow: 1 })
+          )
+        )
+      )
+      yield* slowA.start(input, { taskKey: "tk_first" })
+      const pending = yield* Effect.fork(slowA.start(input, { taskKey: "tk_waiting" }))
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(Option.getOrThrow(yield* ledger.get("tk_waiting")).state).toBe("submitting")
+
+      // Process B reconciles meanwhile: it must not judge A's live submit.
+      const b = yield* TaskClient.make({ owner: "process-b" }).pipe(Effect.provide(layers))
+      const summary = yield* Effect.fork(b.reconcile({ deadline: "10 seconds" }))
+      const result = yield* advanceUntilDone(summary)
+      expect(result.ambiguous).toEqual([])
+      expect(result.unfinished.map((entry) => [entry.taskKey, entry.error])).toContainEqual([
+        "tk_waiting",
+        "SubmitInProgress"
+      ])
+      // A's submit goes through and is recorded normally.
+      const handle = yield* advanceUntilDone(pending)
+      const row = Option.getOrThrow(yield* ledger.get("tk_waiting"))
+      expect([row.state, row.remoteTaskId, row.leaseOwner]).toEqual(["submitted", handle.remoteTaskId, undefined])
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("records a submit's remote id even if another process marked it ambiguous meanwhile", () =>
+    Effect.gen(function* () {
+      const ledger = yield* TaskLedger.TaskLedger
+      const scripted = yield* ScriptedProvider.ScriptedProvider
+      // A provider whose POST is slow, during which someone else marks the row ambiguous.
+      const slow = Layer.succeed(TaskProvider.TaskProvider, {
+        ...scripted.provider,
+        submit: (request) =>
+          Effect.zipRight(
+            Effect.orDie(ledger.transition(request.taskKey, ["submitting"], { state: "ambiguous" })),
+            scripted.provider.submit(request)
+          )
+      })
+      const client = yield* TaskClient.make().pipe(
+        Effect.provide(Layer.mergeAll(slow, Layer.succeed(TaskLedger.TaskLedger, ledger), AccountLimits.layerUnlimited))
+      )
+      const handle = yield* client.start(input, { taskKey: "tk_raced" })
+      const row = Option.getOrThrow(yield* ledger.get("tk_raced"))
+      expect([row.state, row.remoteTaskId]).toEqual(["submitted", handle.remoteTaskId])
+    }).pipe(Effect.provide(clientLayer()), Effect.scoped)
   )
 
   it.effect("reports a task still running at the deadline as unfinished with DeadlineExceeded", () =>
