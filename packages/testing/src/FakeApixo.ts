@@ -161,7 +161,7 @@ export interface TaskRequest {
   readonly requestType: "async" | "callback"
   readonly callbackUrl: string | undefined
   readonly provider: string | undefined
-  /** 1 for the first task this fake creates, then 2, 3, ... */
+  /** 1 for the first task this fake creates, then 2, 3, ...; 0 for a task rebuilt by `recoverTasks`. */
   readonly sequence: number
 }
 
@@ -233,6 +233,14 @@ export interface Options {
   readonly validationErrorStyle?: "message" | "dataError" | undefined
   /** The bytes served as every result (default the package's sample MP4). */
   readonly video?: Uint8Array | undefined
+  /**
+   * Answer status requests and downloads for task ids another fake made (default false: 404).
+   * A task id carries its creation time and its fake's random tag, so a fake started later (e.g.
+   * by the next run of a CLI) answers as if it had created the task then, with the default (or the
+   * model's) timings and outcome; per-task functions see an empty `input` and `sequence` 0. Such
+   * tasks are not listed in `tasks`, are not billed again, and send no callbacks.
+   */
+  readonly recoverTasks?: boolean | undefined
 }
 
 /** The routes a request can hit; `other` is any path the fake does not serve. */
@@ -265,6 +273,10 @@ export interface RequestRecord {
 
 /** A task the fake created (and billed). */
 export interface TaskRecord {
+  /**
+   * Opaque, unique across fake instances (it carries a random part of the instance that made it),
+   * like apixo's own ids; do not parse it.
+   */
   readonly taskId: string
   readonly modelId: string
   readonly keyFingerprint: string

@@ -117,6 +117,57 @@ describe("FakeApixo tasks", () => {
   )
 })
 
+describe("FakeApixo task ids", () => {
+  it.scoped("are unique across instances, even for tasks created at the same instant", () =>
+    Effect.gen(function* () {
+      const first = yield* FakeApixo.make()
+      const second = yield* FakeApixo.make()
+      const ids = [yield* submit(first), yield* submit(second), yield* submit(first), yield* submit(second)]
+      expect(new Set(ids).size).toBe(4)
+      // Each fake knows only its own tasks.
+      expect((yield* statusOf(first, ids[1]!)).status).toBe(404)
+      expect((yield* statusOf(second, ids[0]!)).status).toBe(404)
+    })
+  )
+
+  it.scoped("recoverTasks: another fake's task is answered from its id, as if created then", () =>
+    Effect.gen(function* () {
+      const options = { timings: { processingAfter: "1 second", completeAfter: "3 seconds" } } as const
+      const creator = yield* FakeApixo.make(options)
+      yield* TestClock.adjust("2 seconds")
+      const taskId = yield* submit(creator)
+      const later = yield* FakeApixo.make({ ...options, recoverTasks: true })
+      const plain = yield* FakeApixo.make(options)
+      expect(bodyOf(yield* statusOf(later, taskId)).data).toEqual({ taskId, state: "pending", createTime: 2_000 })
+      yield* TestClock.adjust("1 second")
+      expect(bodyOf(yield* statusOf(later, taskId)).data.state).toBe("processing")
+      yield* TestClock.adjust("2 seconds")
+      const done = bodyOf(yield* statusOf(later, taskId)).data
+      expect(done).toMatchObject({ taskId, state: "success", createTime: 2_000, completeTime: 5_000 })
+      expect(JSON.parse(done.resultJson).resultUrls).toEqual([later.resultUrl(taskId)])
+      const downloaded = yield* send(later.resultUrl(taskId))
+      expect([downloaded.status, downloaded.text.length]).toEqual([200, video.toString("utf8").length])
+      // Without the option, or for an id no fake made, or of another model id: unknown.
+      expect((yield* statusOf(plain, taskId)).status).toBe(404)
+      expect((yield* statusOf(later, "task_123")).status).toBe(404)
+      expect(later.tasks).toEqual([])
+      expect(later.billedSeconds()).toBe(0)
+    })
+  )
+
+  it.scoped("recoverTasks: rebuilt tasks end with the configured outcome, and a fake's own unknown ids stay 404", () =>
+    Effect.gen(function* () {
+      const creator = yield* FakeApixo.make()
+      const taskId = yield* submit(creator)
+      const later = yield* FakeApixo.make({ recoverTasks: true, outcome: FakeApixo.failure("QUOTA", "no") })
+      yield* TestClock.adjust("5 seconds")
+      expect(bodyOf(yield* statusOf(later, taskId)).data).toMatchObject({ state: "failed", failCode: "QUOTA" })
+      const own = yield* submit(later)
+      expect((yield* statusOf(later, own.replace(/_[0-9a-z]+$/, "_zz"))).status).toBe(404)
+    })
+  )
+})
+
 describe("FakeApixo input validation", () => {
   it.scoped(
     "rejects an input its model's schema refuses with the documented 400 body, creating and billing nothing",

@@ -12,6 +12,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import { randomBytes } from "node:crypto"
 import { readFile } from "node:fs/promises"
 import * as Http from "node:http"
 import type * as FakeApixo from "../FakeApixo.js"
@@ -61,6 +62,14 @@ const resolvePerTask = <A>(value: FakeApixo.PerTask<A> | undefined, task: FakeAp
 
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
   path.map((segment) => (typeof segment === "number" ? `[${segment}]` : `.${String(segment)}`)).join("")
+
+// A task id: `task_`, its creation time (epoch ms, base 36), the creating instance's random tag
+// and its sequence number there (base 36). Unique across instances; `recoverTasks` reads it back.
+const taskIdPattern = /^task_([0-9a-z]{1,11})_([0-9a-f]{8})_([0-9a-z]{1,8})$/
+
+/** A task id as the fake makes them. */
+const makeTaskId = (createdAt: number, instance: string, sequence: number): string =>
+  `task_${createdAt.toString(36)}_${instance}_${sequence.toString(36)}`
 
 interface Classified {
   readonly route: FakeApixo.RequestRoute
@@ -152,6 +161,10 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
     const admitted = new Map<string, Array<number>>()
     let balance = options.balanceSeconds ?? Number.POSITIVE_INFINITY
     let taskSequence = 0
+    // This instance's part of every task id, so two fakes (e.g. two runs sharing one ledger) never agree on one.
+    const instance = randomBytes(4).toString("hex")
+    // Tasks answered from their id alone (`recoverTasks`), by model id and task id.
+    const recovered = new Map<string, FakeApixo.TaskRecord>()
     let callbackSequence = 0
     let baseUrl = ""
 
@@ -331,6 +344,70 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
     const badRequest = (text: string): Answer =>
       options.validationErrorStyle === "dataError" ? json(400, "Bad Request", { error: text }) : json(400, text)
 
+    /** When a task moves on and how it ends, from the model's and the default options. */
+    const planOf = (request: FakeApixo.TaskRequest) => {
+      const model = models[request.modelId] ?? {}
+      const timings = resolvePerTask(model.timings, request) ?? {}
+      const defaults = resolvePerTask(options.timings, request) ?? {}
+      const processingAfter = Duration.toMillis(
+        timings.processingAfter ?? defaults.processingAfter ?? Duration.seconds(1)
+      )
+      const completeAfter = Math.max(
+        processingAfter,
+        Duration.toMillis(timings.completeAfter ?? defaults.completeAfter ?? Duration.seconds(5))
+      )
+      const outcome: FakeApixo.Outcome = resolvePerTask(model.outcome, request) ??
+        resolvePerTask(options.outcome, request) ?? { _tag: "Success", resultCount: 1 }
+      return { processingAfter, completeAfter, outcome }
+    }
+
+    /**
+     * The task behind an id this fake did not create, rebuilt from the id under `recoverTasks`:
+     * created at the time the id carries, with the default timings and outcome (per-task functions
+     * see an empty input and sequence 0). Undefined for an id that is not one a fake makes, one of
+     * this instance (it would be in `tasks`), or one from the future.
+     */
+    const recover = (taskId: string, modelId: string | undefined, keyFingerprint: string | undefined, now: number) => {
+      if (options.recoverTasks !== true) return undefined
+      const cached = modelId === undefined ? undefined : recovered.get(`${modelId}\u0000${taskId}`)
+      if (cached !== undefined) return cached
+      const parsed = taskIdPattern.exec(taskId)
+      if (parsed === null || parsed[2] === instance) return undefined
+      const createdAt = Number.parseInt(parsed[1]!, 36)
+      if (!Number.isSafeInteger(createdAt) || createdAt > now) return undefined
+      const request: FakeApixo.TaskRequest = {
+        modelId: modelId ?? "",
+        input: {},
+        requestType: "async",
+        callbackUrl: undefined,
+        provider: undefined,
+        sequence: 0
+      }
+      const { completeAfter, outcome, processingAfter } = planOf(request)
+      const task: FakeApixo.TaskRecord = {
+        taskId,
+        modelId: request.modelId,
+        keyFingerprint: keyFingerprint ?? "",
+        input: request.input,
+        requestType: "async",
+        callbackUrl: undefined,
+        provider: undefined,
+        createdAt,
+        processingAt: createdAt + processingAfter,
+        completedAt: createdAt + completeAfter,
+        outcome,
+        // Billed by the fake that created it.
+        billedSeconds: 0,
+        resultUrls:
+          outcome._tag === "Success"
+            ? Array.from({ length: outcome.resultCount }, (_, index) => resultUrl(taskId, index))
+            : []
+      }
+      // A download names no model: such a record is rebuilt each time instead of cached under a wrong one.
+      if (modelId !== undefined) recovered.set(`${modelId}\u0000${taskId}`, task)
+      return task
+    }
+
     const generate = (record: MutableRequest, modelId: string, raw: Buffer, now: number) => {
       let body: unknown
       try {
@@ -377,7 +454,7 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
       if (balance < billable) return { answer: json(402, "Insufficient credits") }
 
       const sequence = ++taskSequence
-      const taskId = `task_${String(sequence).padStart(8, "0")}`
+      const taskId = makeTaskId(now, instance, sequence)
       const request: FakeApixo.TaskRequest = {
         modelId,
         input,
@@ -386,17 +463,7 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
         provider: body.provider as string | undefined,
         sequence
       }
-      const timings = resolvePerTask(model.timings, request) ?? {}
-      const defaults = resolvePerTask(options.timings, request) ?? {}
-      const processingAfter = Duration.toMillis(
-        timings.processingAfter ?? defaults.processingAfter ?? Duration.seconds(1)
-      )
-      const completeAfter = Math.max(
-        processingAfter,
-        Duration.toMillis(timings.completeAfter ?? defaults.completeAfter ?? Duration.seconds(5))
-      )
-      const outcome = resolvePerTask(model.outcome, request) ??
-        resolvePerTask(options.outcome, request) ?? { _tag: "Success", resultCount: 1 }
+      const { completeAfter, outcome, processingAfter } = planOf(request)
       const resultUrls =
         outcome._tag === "Success"
           ? Array.from({ length: outcome.resultCount }, (_, index) => resultUrl(taskId, index))
@@ -425,15 +492,23 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
       return { answer: json(200, "success", { taskId }), task }
     }
 
-    const status = (classified: Classified, now: number, fault: FakeApixo.Fault | undefined): Answer => {
+    const status = (
+      classified: Classified,
+      keyFingerprint: string | undefined,
+      now: number,
+      fault: FakeApixo.Fault | undefined
+    ): Answer => {
       if (classified.taskId === undefined || classified.taskId === "") return badRequest("taskId is required")
-      const task = tasks.get(classified.taskId)
+      const task = tasks.get(classified.taskId) ?? recover(classified.taskId, classified.modelId, keyFingerprint, now)
       if (task === undefined || task.modelId !== classified.modelId) return json(404, "Task not found")
       return json(200, "success", statusData(task, now, fault))
     }
 
     const download = (classified: Classified, method: string, now: number, fault: FakeApixo.Fault | undefined) => {
-      const task = classified.taskId === undefined ? undefined : tasks.get(classified.taskId)
+      const task =
+        classified.taskId === undefined
+          ? undefined
+          : (tasks.get(classified.taskId) ?? recover(classified.taskId, undefined, undefined, now))
       if (
         task === undefined ||
         stateAt(task, now) !== "success" ||
@@ -582,7 +657,7 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
             return withDelay(outcome.answer)
           }
           case "status": {
-            const answer = status(classified, at, fault)
+            const answer = status(classified, record.keyFingerprint, at, fault)
             if (fault?._tag === "ResetAfterCreate") return { answer: { _tag: "Reset" } as const }
             if (fault?._tag === "Status5xx") return withDelay(json(fault.status, "Server error"))
             if (fault?._tag === "MalformedJson" && answer._tag === "Json" && answer.status === 200) {
