@@ -13,6 +13,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -244,7 +245,23 @@ export const make = (
         submittedAt: record.submittedAt ?? record.createdAt
       })
 
+    // Outputs being stored right now, by task: a second request to store them joins the first
+    // instead of downloading the same files again into the same keys.
+    const storing = new Map<string, Deferred.Deferred<TaskRecord, WaitError>>()
     const storeOutputs = (record: TaskRecord): Effect.Effect<TaskRecord, WaitError> =>
+      Effect.suspend(() => {
+        const running = storing.get(record.taskKey)
+        if (running !== undefined) return Deferred.await(running)
+        const done = Deferred.unsafeMake<TaskRecord, WaitError>(FiberId.none)
+        storing.set(record.taskKey, done)
+        return downloadOutputs(record).pipe(
+          Effect.exit,
+          Effect.tap((exit) => Deferred.done(done, exit)),
+          Effect.ensuring(Effect.sync(() => storing.delete(record.taskKey))),
+          Effect.flatten
+        )
+      })
+    const downloadOutputs = (record: TaskRecord): Effect.Effect<TaskRecord, WaitError> =>
       Effect.gen(function* () {
         const artifacts =
           Option.isSome(store) && Option.isSome(httpClient)

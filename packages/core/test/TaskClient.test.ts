@@ -1,7 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ScriptedProvider } from "@reelkit/testing"
 import { Chunk, Duration, Effect, Either, Fiber, Layer, Option, Stream, TestClock } from "effect"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as AccountLimits from "../src/AccountLimits.js"
+import * as ArtifactStore from "../src/ArtifactStore.js"
 import * as TaskClient from "../src/TaskClient.js"
 import * as TaskError from "../src/TaskError.js"
 import * as TaskLedger from "../src/TaskLedger.js"
@@ -341,6 +344,57 @@ describe("TaskClient.wait", () => {
         })
       )
     )
+  )
+})
+
+describe("TaskClient result storage", () => {
+  it.effect("stores a task's outputs once when a refresh and a wait ask for them together", () =>
+    Effect.gen(function* () {
+      const store = yield* ArtifactStore.makeMemory
+      let puts = 0
+      const countingStore = Layer.succeed(ArtifactStore.ArtifactStore, {
+        ...store,
+        put: (key, body, putOptions) =>
+          Effect.zipRight(
+            Effect.sync(() => puts++),
+            store.put(key, body, putOptions)
+          )
+      })
+      // Downloads answer from memory: an HttpClient that serves a few bytes as video/mp4.
+      const http = Layer.succeed(
+        HttpClient.HttpClient,
+        HttpClient.make((request) =>
+          Effect.succeed(
+            HttpClientResponse.fromWeb(
+              request,
+              new Response(new Uint8Array([1, 2, 3, 4]), {
+                headers: { "content-type": "video/mp4", "content-length": "4" }
+              })
+            )
+          )
+        )
+      )
+      const client = yield* TaskClient.make().pipe(
+        Effect.provide(
+          Layer.mergeAll(
+            countingStore,
+            http,
+            TaskLedger.layerMemory,
+            AccountLimits.layerUnlimited,
+            ScriptedProvider.layer({ script: () => ({ statuses: [video("once")] }), hints: { pollPlan: testPlan } })
+          )
+        )
+      )
+      const handle = yield* client.start(input, { taskKey: "tk_once" })
+      yield* TestClock.adjust(Duration.seconds(10))
+      const [refreshed, waited] = yield* Effect.all([client.refresh(handle), client.wait(handle)], {
+        concurrency: "unbounded"
+      })
+      const final = yield* client.wait(handle)
+      expect([refreshed.state !== undefined, waited.state, final.state]).toEqual([true, "completed", "completed"])
+      expect(final.artifacts.map((artifact) => artifact.bytes)).toEqual([4])
+      expect(puts).toBe(1)
+    }).pipe(Effect.scoped)
   )
 })
 
