@@ -132,11 +132,12 @@ const makeService = (options: Options, client: S3Client): ArtifactStore.Service 
     ...(metadata.sourceUrl !== undefined ? { "source-url": encodeURIComponent(metadata.sourceUrl) } : {})
   })
 
-  const headObject = (
+  // Only NotFound means absent: any other failure (403, 5xx, timeout) is an error, never a gap.
+  const headRaw = (
     operation: string,
     key: string,
     target: string
-  ): Effect.Effect<Option.Option<ArtifactStore.ArtifactMetadata>, ArtifactStore.ArtifactStoreError> =>
+  ): Effect.Effect<Option.Option<HeadObjectCommandOutput>, ArtifactStore.ArtifactStoreError> =>
     send(operation, key, (abortSignal) =>
       client.send(new HeadObjectCommand({ Bucket: bucket, Key: target }), { abortSignal })
     ).pipe(
@@ -144,31 +145,43 @@ const makeService = (options: Options, client: S3Client): ArtifactStore.Service 
       Effect.catchIf(
         (error) => isNotFound(error.cause),
         () => Effect.succeed(Option.none<HeadObjectCommandOutput>())
-      ),
-      Effect.flatMap(
-        Option.match({
-          onNone: () => Effect.succeed(Option.none<ArtifactStore.ArtifactMetadata>()),
-          onSome: (head) => {
-            const metadata = head.Metadata ?? {}
-            if (metadata.sha256 === undefined || metadata["stored-at"] === undefined) {
-              return Effect.fail(fail(operation, key, "the object has no reelkit metadata (sha256, stored-at)"))
-            }
-            return Effect.succeed(
-              Option.some(
-                new ArtifactStore.ArtifactMetadata({
-                  key,
-                  bytes: head.ContentLength ?? Number(metadata.bytes),
-                  sha256: metadata.sha256,
-                  contentType: head.ContentType ?? "application/octet-stream",
-                  sourceUrl:
-                    metadata["source-url"] === undefined ? undefined : decodeURIComponent(metadata["source-url"]),
-                  storedAt: Number(metadata["stored-at"])
-                })
-              )
-            )
-          }
-        })
       )
+    )
+
+  // `None` when the object carries no reelkit metadata (sha256, stored-at).
+  const toArtifactMetadata = (
+    key: string,
+    head: HeadObjectCommandOutput
+  ): Option.Option<ArtifactStore.ArtifactMetadata> => {
+    const metadata = head.Metadata ?? {}
+    if (metadata.sha256 === undefined || metadata["stored-at"] === undefined) return Option.none()
+    return Option.some(
+      new ArtifactStore.ArtifactMetadata({
+        key,
+        bytes: head.ContentLength ?? Number(metadata.bytes),
+        sha256: metadata.sha256,
+        contentType: head.ContentType ?? "application/octet-stream",
+        sourceUrl: metadata["source-url"] === undefined ? undefined : decodeURIComponent(metadata["source-url"]),
+        storedAt: Number(metadata["stored-at"])
+      })
+    )
+  }
+
+  const headObject = (
+    operation: string,
+    key: string,
+    target: string
+  ): Effect.Effect<Option.Option<ArtifactStore.ArtifactMetadata>, ArtifactStore.ArtifactStoreError> =>
+    Effect.flatMap(
+      headRaw(operation, key, target),
+      Option.match({
+        onNone: () => Effect.succeed(Option.none<ArtifactStore.ArtifactMetadata>()),
+        onSome: (found) =>
+          Option.match(toArtifactMetadata(key, found), {
+            onNone: () => Effect.fail(fail(operation, key, "the object has no reelkit metadata (sha256, stored-at)")),
+            onSome: (metadata) => Effect.succeed(Option.some(metadata))
+          })
+      })
     )
 
   const put: ArtifactStore.Service["put"] = (key, body, putOptions) =>
@@ -289,10 +302,14 @@ const makeService = (options: Options, client: S3Client): ArtifactStore.Service 
         continuationToken = page.IsTruncated === true ? page.NextContinuationToken : undefined
       } while (continuationToken !== undefined)
       // Listings carry no user metadata: one HEAD per object, a few at a time. An object deleted
-      // in between is left out; one without reelkit metadata is too.
+      // in between is left out, and so is one without reelkit metadata; any other HEAD failure
+      // fails the listing rather than silently hiding an artifact.
       const found = yield* Effect.forEach(
         keys,
-        (key) => Effect.orElseSucceed(headObject("list", key, `${objectPrefix}${key}`), () => Option.none()),
+        (key) =>
+          Effect.map(headRaw("list", key, `${objectPrefix}${key}`), (found) =>
+            Option.flatMap(found, (head) => toArtifactMetadata(key, head))
+          ),
         { concurrency: 8 }
       )
       return found

@@ -1,7 +1,7 @@
 // S3Store against s3rver, an S3-compatible server from npm, on a loopback port of its own.
 import * as EffectVitest from "@effect/vitest"
 import { describe, expect, it } from "@effect/vitest"
-import { HeadObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3"
+import { HeadObjectCommand, ListObjectsV2Command, S3Client, S3ServiceException } from "@aws-sdk/client-s3"
 import * as S3Store from "@reelkit/storage/S3Store"
 import { ArtifactStoreContract } from "@reelkit/testing"
 import { Effect, Either, Option, Redacted, Stream } from "effect"
@@ -148,6 +148,47 @@ describe("S3Store", () => {
       expect((yield* store.list()).map((item) => item.key)).toEqual(["y.mp4"])
       const head = yield* Effect.either(store.head("x.mp4"))
       expect(Either.isLeft(head) && head.left._tag).toBe("ArtifactStoreError")
+    })
+  )
+  it.effect("list fails when a HEAD fails with anything but NotFound, instead of leaving the object out", () =>
+    Effect.gen(function* () {
+      const client = S3Store.makeClient(options)
+      // The server's answer to the HEAD of one object, as a bucket policy, an outage or a delete
+      // racing the listing would produce it.
+      let refusal: S3ServiceException | undefined
+      client.middlewareStack.add(
+        (next, context) => (args) => {
+          const input = args.input as { Key?: string }
+          if (context.commandName === "HeadObjectCommand" && input.Key === "denied/b.mp4" && refusal !== undefined) {
+            throw refusal
+          }
+          return next(args)
+        },
+        { step: "initialize" }
+      )
+      const store = yield* S3Store.make({ ...options, prefix: "denied" }, client)
+      yield* store.put("a.mp4", Stream.make(new Uint8Array(3)), { contentType: "video/mp4" })
+      yield* store.put("b.mp4", Stream.make(new Uint8Array(3)), { contentType: "video/mp4" })
+      expect((yield* store.list()).map((item) => item.key)).toEqual(["a.mp4", "b.mp4"])
+      refusal = new S3ServiceException({
+        name: "AccessDenied",
+        $fault: "client",
+        $metadata: { httpStatusCode: 403 },
+        message: "Access Denied"
+      })
+      const listed = yield* Effect.either(store.list())
+      expect(Either.isLeft(listed) && listed.left._tag).toBe("ArtifactStoreError")
+      expect(Either.isLeft(listed) && listed.left.key).toBe("b.mp4")
+      expect(Either.isLeft(listed) && listed.left.message).toContain("AccessDenied")
+      // NotFound still means absent: an object deleted between the listing and its HEAD is left out.
+      refusal = new S3ServiceException({
+        name: "NotFound",
+        $fault: "client",
+        $metadata: { httpStatusCode: 404 },
+        message: "Not Found"
+      })
+      expect((yield* store.list()).map((item) => item.key)).toEqual(["a.mp4"])
+      client.destroy()
     })
   )
 })
