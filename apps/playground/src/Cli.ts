@@ -31,10 +31,10 @@ const printErr = (text: string) => Effect.sync(() => void process.stderr.write(`
 /** The settings, read once per run. */
 const readSettings = Playground.settings
 
-/** A task the in-process fake does not know: it was submitted by another run, whose fake is gone. */
+/** A task the in-process fake does not know: its id is not one a fake apixo server makes. */
 export class FakeForgotTask extends Data.TaggedError("FakeForgotTask")<{ readonly reference: string }> {
   override get message(): string {
-    return `The fake apixo server of this run does not know task ${this.reference}: without APIXO_API_KEY, each run has its own fake, which forgets its tasks when the run ends`
+    return `The fake apixo server of this run does not know task ${this.reference}: without APIXO_API_KEY, it answers only for task ids a fake apixo server made`
   }
 }
 

@@ -163,7 +163,8 @@ export const layer = (settings: Settings, options: LayerOptions = {}): Layer.Lay
     })
   )
 
-// With a key: apixo (or APIXO_BASE_URL). Without: a fake apixo server on loopback, in this process.
+// With a key: apixo (or APIXO_BASE_URL). Without: a fake apixo server on loopback, in this process,
+// which also answers for the tasks of earlier runs' fakes.
 const backendFor = (settings: Settings, options: LayerOptions) =>
   Effect.gen(function* () {
     if (Option.isSome(settings.apiKey)) {
@@ -173,7 +174,10 @@ const backendFor = (settings: Settings, options: LayerOptions) =>
         baseUrl: Option.getOrElse(settings.baseUrl, () => "https://api.apixo.ai")
       }
     }
+    // Each run starts its own fake; recoverTasks lets it answer for tasks an earlier run submitted
+    // (`generate --no-wait`, then `wait`, `status` or `reconcile` in another process).
     const fake = yield* FakeApixo.make({
+      recoverTasks: true,
       timings: fakeTimings,
       models: { [ViduQ3.modelId]: { inputSchema: ViduQ3Input.ViduQ3Input } }
     })

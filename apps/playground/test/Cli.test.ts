@@ -161,6 +161,26 @@ describe.concurrent("reelkit CLI against the fake apixo server", () => {
     expect(tasksOf(prompt)).toHaveLength(1)
   })
 
+  it("without a key, generate --no-wait then wait in another run (another in-process fake) stores the video", async () => {
+    const home = tempHome()
+    const noKey = childEnv({ REELKIT_HOME: home })
+    const submitted = await runCli(
+      ["generate", "--mode", "text-to-video", "--prompt", "a kite over dunes", "--no-wait", "--json"],
+      noKey
+    )
+    expect(submitted.code, submitted.stderr).toBe(0)
+    expect(submitted.stderr).toContain("APIXO_API_KEY is not set")
+    const first = JSON.parse(submitted.stdout) as Printed
+    expect(first.state).toBe("submitted")
+    expect(fake.tasks.some((task) => task.taskId === first.taskId)).toBe(false)
+
+    const waited = await runCli(["wait", first.taskKey, "--json"], noKey)
+    expect(waited.code, waited.stderr).toBe(0)
+    const done = JSON.parse(waited.stdout) as Printed
+    expect([done.taskKey, done.taskId, done.state]).toEqual([first.taskKey, first.taskId, "completed"])
+    expectStoredVideo(done, home)
+  })
+
   it("every command has --help", async () => {
     const run = await runCli(["generate", "--help"], env(tempHome()))
     expect(run.code).toBe(0)
