@@ -13,6 +13,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -21,6 +22,7 @@ import { createHash, randomBytes } from "node:crypto"
 import type { Dirent } from "node:fs"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
+import * as DirectorySync from "./internal/directorySync.js"
 import * as FileWriter from "./internal/fileWriter.js"
 
 /** Options of the file-system store. */
@@ -69,7 +71,17 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
     const attempt = <A>(operation: string, key: string, run: () => Promise<A>) =>
       Effect.tryPromise({ try: run, catch: (cause) => fail(operation, key, cause) })
 
-    yield* attempt("open", "", () => Fs.mkdir(root, { recursive: true }))
+    const createdRoot = yield* attempt("open", "", () => Fs.mkdir(root, { recursive: true }))
+    // A root created here is made durable in its parents, like any directory a put creates.
+    if (fsync && createdRoot !== undefined) {
+      const syncDirectory = yield* FiberRef.get(DirectorySync.currentSyncDirectory)
+      yield* attempt("open", "", async () => {
+        for (let directory = root; ; directory = Path.dirname(directory)) {
+          await syncDirectory(directory)
+          if (directory === Path.dirname(createdRoot)) return
+        }
+      })
+    }
 
     // validateKey already refuses `..`, absolute paths and backslashes; the resolved path is checked
     // again so that no key can ever address a file outside the root.
@@ -81,16 +93,19 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
           : Effect.fail(new ArtifactStore.InvalidArtifactKey({ key, rule: "must stay inside the store's root" }))
       })
 
-    const syncDirectory = (operation: string, key: string, directory: string) =>
+    // A directory's entry lives in its parent: after a put, the leaf and every directory above it
+    // up to the root are synced, so directories created by this put (or by a concurrent one that
+    // has not synced them yet) are as durable as the files in them.
+    const syncDirectories = (operation: string, key: string, leaf: string) =>
       fsync
-        ? attempt(operation, key, async () => {
-            const handle = await Fs.open(directory, "r")
-            try {
-              await handle.sync()
-            } finally {
-              await handle.close()
-            }
-          })
+        ? Effect.flatMap(FiberRef.get(DirectorySync.currentSyncDirectory), (syncDirectory) =>
+            attempt(operation, key, async () => {
+              for (let directory = leaf; ; directory = Path.dirname(directory)) {
+                await syncDirectory(directory)
+                if (directory === root || !directory.startsWith(root)) return
+              }
+            })
+          )
         : Effect.void
 
     const readMetadata = (operation: string, key: string, path: string) =>
@@ -175,7 +190,7 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
               // Content first, then the sidecar: the sidecar's rename commits the put.
               yield* attempt("put", key, () => Fs.rename(temporary, target))
               yield* attempt("put", key, () => Fs.rename(temporaryMetadata, target + sidecarSuffix))
-              yield* syncDirectory("put", key, directory)
+              yield* syncDirectories("put", key, directory)
               return metadata
             }),
           (handle, exit) =>

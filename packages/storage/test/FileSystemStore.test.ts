@@ -8,6 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll } from "vitest"
+import * as DirectorySync from "../src/internal/directorySync.js"
 
 const root = mkdtempSync(join(tmpdir(), "reelkit-fs-store-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -126,6 +127,28 @@ describe("FileSystemStore", () => {
       const store = yield* FileSystemStore.make({ root: join(root, "keys") })
       const result = yield* Effect.either(store.head("../x"))
       expect(Either.isLeft(result) && result.left).toBeInstanceOf(ArtifactStore.InvalidArtifactKey)
+    })
+  )
+  it.effect("fsyncs every directory from the put's directory up to the root, and a root it created", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "durable-"))
+      const synced: Array<string> = []
+      const recording = (directory: string) => {
+        synced.push(directory.slice(dir.length) || "/")
+        return DirectorySync.fsyncDirectory(directory)
+      }
+      yield* Effect.gen(function* () {
+        const store = yield* FileSystemStore.make({ root: join(dir, "new/store") })
+        // The root's own new directories and the existing one holding them.
+        expect(synced).toEqual(["/new/store", "/new", "/"])
+        synced.length = 0
+        yield* store.put("vidu/q3/task-1/0.mp4", Stream.make(new Uint8Array(3)), { contentType: "video/mp4" })
+        expect(synced).toEqual(["/new/store/vidu/q3/task-1", "/new/store/vidu/q3", "/new/store/vidu", "/new/store"])
+        synced.length = 0
+        const unsynced = yield* FileSystemStore.make({ root: join(dir, "new/store"), fsync: false })
+        yield* unsynced.put("vidu/q3/task-2/0.mp4", Stream.make(new Uint8Array(3)), { contentType: "video/mp4" })
+        expect(synced).toEqual([])
+      }).pipe(Effect.locally(DirectorySync.currentSyncDirectory, recording))
     })
   )
 })
