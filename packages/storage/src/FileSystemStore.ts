@@ -12,6 +12,7 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Duration from "effect/Duration"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
@@ -36,12 +37,20 @@ export interface Options {
   readonly fsync?: boolean | undefined
   /** Read chunk size for `get`, in bytes (default 256 KiB). */
   readonly readChunkBytes?: number | undefined
+  /**
+   * When the store is made, temporary files (`.<name>~tmp-*`) last modified longer ago than this
+   * are removed: a process killed mid-put leaves them. Default 1 hour; it must exceed the longest
+   * pause of a live download. `Duration.infinity` keeps them.
+   */
+  readonly sweepTemporaryOlderThan?: Duration.DurationInput | undefined
 }
 
 /** Suffix of the metadata sidecar. `~` cannot appear in a valid key, so no key collides with it. */
 export const sidecarSuffix = "~meta.json"
 
 const temporaryMarker = "~tmp-"
+// The content and sidecar temporary files of a put; `~` never appears in keys, so no artifact matches.
+const temporaryName = /^\..*~tmp-[0-9a-f]+(~meta\.json)?$/
 
 // Chunks are gathered into writes of about this size.
 const writeBatchBytes = 1024 * 1024
@@ -82,6 +91,8 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
         }
       })
     }
+
+    yield* sweepTemporary(root, Duration.decode(options.sweepTemporaryOlderThan ?? Duration.hours(1)))
 
     // validateKey already refuses `..`, absolute paths and backslashes; the resolved path is checked
     // again so that no key can ever address a file outside the root.
@@ -298,6 +309,36 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
 
     return ArtifactStore.ArtifactStore.of({ put, get, head, list, delete: remove })
   })
+
+// Removes the temporary files of puts that died (SIGKILL, power loss) from the whole tree.
+// Best effort: the store opens even when some directory cannot be read.
+const sweepTemporary = (root: string, olderThan: Duration.Duration): Effect.Effect<void> =>
+  Duration.isFinite(olderThan)
+    ? Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const cutoff = now - Duration.toMillis(olderThan)
+        const walk = async (directory: string): Promise<void> => {
+          let entries: Array<Dirent>
+          try {
+            entries = await Fs.readdir(directory, { withFileTypes: true })
+          } catch (cause) {
+            if (errorCode(cause) === "ENOENT" || errorCode(cause) === "ENOTDIR") return
+            throw cause
+          }
+          for (const entry of entries) {
+            const path = Path.join(directory, entry.name)
+            if (entry.isDirectory()) {
+              await walk(path)
+            } else if (entry.isFile() && temporaryName.test(entry.name)) {
+              const stat = await Fs.stat(path).catch(() => undefined)
+              if (stat !== undefined && stat.mtimeMs < cutoff) await Fs.rm(path, { force: true })
+            }
+          }
+        }
+        return Effect.tryPromise(() => walk(root)).pipe(
+          Effect.catchAll((error) => Effect.logWarning("FileSystemStore: sweeping temporary files failed", error.cause))
+        )
+      })
+    : Effect.void
 
 /** A store in a local directory. */
 export const layer = (options: Options): Layer.Layer<ArtifactStore.ArtifactStore, ArtifactStore.ArtifactStoreError> =>

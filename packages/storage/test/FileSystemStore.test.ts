@@ -3,8 +3,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { ArtifactStore } from "@reelkit/core"
 import * as FileSystemStore from "@reelkit/storage/FileSystemStore"
 import { ArtifactStoreContract } from "@reelkit/testing"
-import { Effect, Either, Fiber, Option, Stream } from "effect"
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { Duration, Effect, Either, Fiber, Option, Stream, TestClock } from "effect"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll } from "vitest"
@@ -149,6 +149,44 @@ describe("FileSystemStore", () => {
         yield* unsynced.put("vidu/q3/task-2/0.mp4", Stream.make(new Uint8Array(3)), { contentType: "video/mp4" })
         expect(synced).toEqual([])
       }).pipe(Effect.locally(DirectorySync.currentSyncDirectory, recording))
+    })
+  )
+  it.effect("removes temporary files older than the sweep age when made, and nothing else", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "sweep-"))
+      const now = 2_000_000_000_000
+      yield* TestClock.setTime(now)
+      const seeded = yield* FileSystemStore.make({ root: dir })
+      yield* seeded.put("p/m/t1/0.mp4", Stream.make(new Uint8Array(3)), { contentType: "video/mp4" })
+      // What a process killed mid-put leaves: content and sidecar temporaries, old and recent.
+      const files = {
+        "p/m/t1/.0.mp4~tmp-0a1b2c3d4e5f": 2 * 3600,
+        "p/m/t1/.0.mp4~tmp-0a1b2c3d4e5f~meta.json": 2 * 3600,
+        "p/m/t2/.1.mp4~tmp-aaaaaaaaaaaa": 61 * 60,
+        "p/m/t2/.1.mp4~tmp-bbbbbbbbbbbb": 59 * 60,
+        "p/m/t2/.hidden": 2 * 3600
+      }
+      mkdirSync(join(dir, "p/m/t2"))
+      for (const [file, ageSeconds] of Object.entries(files)) {
+        writeFileSync(join(dir, file), "partial")
+        utimesSync(join(dir, file), now / 1000 - ageSeconds, now / 1000 - ageSeconds)
+      }
+      // Committed files as old as the oldest temporary stay.
+      for (const file of ["p/m/t1/0.mp4", "p/m/t1/0.mp4~meta.json"]) {
+        utimesSync(join(dir, file), now / 1000 - 3 * 3600, now / 1000 - 3 * 3600)
+      }
+      yield* FileSystemStore.make({ root: dir, sweepTemporaryOlderThan: Duration.infinity })
+      expect(filesUnder(dir).length).toBe(7)
+      yield* FileSystemStore.make({ root: dir })
+      expect(filesUnder(dir)).toEqual([
+        "p/m/t1/0.mp4",
+        "p/m/t1/0.mp4~meta.json",
+        "p/m/t2/.1.mp4~tmp-bbbbbbbbbbbb",
+        "p/m/t2/.hidden"
+      ])
+      yield* FileSystemStore.make({ root: dir, sweepTemporaryOlderThan: "30 minutes" })
+      expect(filesUnder(dir)).toEqual(["p/m/t1/0.mp4", "p/m/t1/0.mp4~meta.json", "p/m/t2/.hidden"])
+      expect(Option.isSome(yield* seeded.head("p/m/t1/0.mp4"))).toBe(true)
     })
   )
 })
