@@ -228,10 +228,18 @@ export const make = (
     const leaseMillis = options.leaseMillis ?? 120_000
     const submitLeaseMillis = options.submitLeaseMillis ?? 300_000
     const noLease = { leaseOwner: null, leaseExpiresAt: null } as const
-    /** Claims (or renews the claim on) a row this process is submitting. */
-    const holdSubmit = (taskKey: string) =>
+    const sendingMark = "#sending"
+    /**
+     * Claims (or renews the claim on) a row this process is submitting. The claim also records the
+     * phase: `queued` (waiting for the budget or a retry; no request of it is out) or `sending` (a
+     * POST may be on the wire). After a crash, only a row caught `sending` can have created a task.
+     */
+    const holdSubmit = (taskKey: string, phase: "queued" | "sending") =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        ledger.transition(taskKey, ["submitting"], { leaseOwner: owner, leaseExpiresAt: now + submitLeaseMillis })
+        ledger.transition(taskKey, ["submitting"], {
+          leaseOwner: phase === "sending" ? `${owner}${sendingMark}` : owner,
+          leaseExpiresAt: now + submitLeaseMillis
+        })
       )
     // Tasks this process claimed in `reconcile`: their leases are renewed with every status applied.
     const leased = new Set<string>()
@@ -491,7 +499,7 @@ export const make = (
         const stepper = Schedules.stepper(retry)
         for (let attempt = 1; ; attempt++) {
           yield* limits.takeRequest
-          yield* holdSubmit(record.taskKey)
+          yield* holdSubmit(record.taskKey, "sending")
           // One attempt and its record are one step: an interruption cannot fall between the POST and the ledger.
           const outcome = yield* Effect.uninterruptible(submitOnce(record, startOptions, attempt))
           if (Either.isRight(outcome)) return handleOf(outcome.right)
@@ -503,6 +511,8 @@ export const make = (
             const delay = yield* stepper.next(error, yield* Clock.currentTimeMillis)
             if (Option.isSome(delay)) {
               yield* Metric.increment(metrics.retries)
+              // The attempt proved nothing was created: while waiting, nothing of this task is out.
+              yield* holdSubmit(record.taskKey, "queued")
               yield* Effect.sleep(Duration.millis(delay.value))
               continue
             }
@@ -616,7 +626,7 @@ export const make = (
           yield* limits.releaseTaskSlot(taskKey)
           return yield* fromExisting(created.record, startOptions)
         }
-        return yield* submitRecorded(yield* holdSubmit(taskKey), startOptions)
+        return yield* submitRecorded(yield* holdSubmit(taskKey, "queued"), startOptions)
       }).pipe(Effect.withSpan("reelkit.start", { attributes: spanAttributes }))
 
     // ---- wait -----------------------------------------------------------------------------------
@@ -813,12 +823,19 @@ export const make = (
     const reconcile: Service["reconcile"] = (waitOptions = {}) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
-        // Submits another live process holds: not ours to judge; reported, left alone.
-        const submittingElsewhere = (yield* ledger.list({
+        const submittingRows = yield* ledger.list({
           states: ["submitting"],
           providerId: provider.providerId,
           modelId: provider.modelId
-        })).filter(
+        })
+        // Whether each submit was caught with a request possibly out (read before claiming rewrites the lease).
+        const maybeSent = new Set(
+          submittingRows
+            .filter((record) => record.leaseOwner === undefined || record.leaseOwner.endsWith(sendingMark))
+            .map((record) => record.taskKey)
+        )
+        // Submits another live process holds: not ours to judge; reported, left alone.
+        const submittingElsewhere = submittingRows.filter(
           (record) =>
             record.leaseOwner !== undefined && record.leaseOwner !== owner && (record.leaseExpiresAt ?? 0) > now
         )
@@ -863,8 +880,29 @@ export const make = (
                 reason: `Task ${record.taskKey} is being submitted by this process`
               })
             )
+          } else if (record.state === "submitting" && !maybeSent.has(record.taskKey)) {
+            // The process stopped while this submit was still queued: no request of it ever went
+            // out, so sending it now is its first and only paid submit.
+            yield* limits.acquireTaskSlot(record.taskKey)
+            yield* FiberSet.run(
+              background,
+              submitRecorded(record, {}).pipe(
+                Effect.zipRight(wait(record.taskKey, waitOptions)),
+                Effect.match({
+                  onSuccess: () => settle(() => completed.push(record.taskKey)),
+                  onFailure: (error) =>
+                    settle(() =>
+                      error._tag === "TaskFailed"
+                        ? failed.push(record.taskKey)
+                        : error._tag === "SubmitOutcomeUnknown"
+                          ? ambiguous.push(record.taskKey)
+                          : unfinished.push({ taskKey: record.taskKey, error: error._tag, reason: error.message })
+                    )
+                })
+              )
+            )
           } else if (record.state === "submitting") {
-            // The process stopped with the POST in flight (its claim expired): we cannot know
+            // The process stopped with a POST possibly in flight (its claim expired): we cannot know
             // whether the task was created.
             yield* ledger
               .transition(record.taskKey, ["submitting"], {

@@ -584,6 +584,32 @@ describe("TaskClient.reconcile and resume", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect(
+    "sends a submit its dead process left queued (never sent) exactly once; one caught sending is ambiguous",
+    () =>
+      Effect.gen(function* () {
+        const ledger = yield* TaskLedger.TaskLedger
+        const scripted = yield* ScriptedProvider.ScriptedProvider
+        const client = yield* TaskClient.TaskClient
+        // Rows as a crashed process leaves them: both submitting, their claims expired; one was still
+        // waiting for the request budget, the other had its POST on the wire.
+        for (const [taskKey, leaseOwner] of [
+          ["tk_queued", "dead-process"],
+          ["tk_sending", "dead-process#sending"]
+        ] as const) {
+          yield* ledger.create({ taskKey, providerId: "scripted", modelId: "scripted-model", input })
+          yield* ledger.transition(taskKey, ["submitting"], { leaseOwner, leaseExpiresAt: 0 })
+        }
+        const summary = yield* advanceUntilDone(yield* Effect.fork(client.reconcile()))
+        expect(summary.completed).toEqual(["tk_queued"])
+        expect(summary.ambiguous).toEqual(["tk_sending"])
+        const { submits } = yield* scripted.recording
+        expect(submits.map((call) => call.taskKey)).toEqual(["tk_queued"])
+        expect((yield* client.lookup("tk_queued")).state).toBe("completed")
+        expect((yield* client.lookup("tk_sending")).state).toBe("ambiguous")
+      }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [video("queued")] }) })))
+  )
+
   it.effect("records a submit's remote id even if another process marked it ambiguous meanwhile", () =>
     Effect.gen(function* () {
       const ledger = yield* TaskLedger.TaskLedger

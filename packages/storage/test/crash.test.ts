@@ -167,4 +167,54 @@ describe("crash and reconcile (SQLite ledger, file-system store, real processes,
       }),
     60_000
   )
+
+  it.effect(
+    "killed while its submit was still queued for the request budget: reconcile sends it once and stores the video",
+    () =>
+      Effect.promise(async () => {
+        const dir = mkdtempSync(join(tmpdir(), "reelkit-crash-"))
+        const filename = join(dir, "ledger.sqlite")
+        const root = join(dir, "artifacts")
+        const fake = await FakeApixo.start({
+          video,
+          timings: { processingAfter: Duration.millis(100), completeAfter: Duration.millis(600) }
+        })
+        const readRow = Effect.flatMap(TaskLedger.TaskLedger, (ledger) =>
+          ledger.findByIdempotencyKey("crash-order-1")
+        ).pipe(Effect.provide(Layer.fresh(SqliteLedger.layer({ filename }))))
+        try {
+          const first = spawnFixture("crashClient", ["start-queued", filename, root, fake.url, FakeApixo.defaultApiKey])
+          const firstOutput = lines(first)
+          let exited = false
+          void firstOutput.exited.then(() => {
+            exited = true
+          })
+          // Kill it once its row is written: recorded, queued, never sent.
+          for (;;) {
+            if (exited) throw new Error(`the first process exited early: ${firstOutput.stderr()}`)
+            const row = await Effect.runPromise(readRow).catch(() => Option.none())
+            if (Option.isSome(row) && row.value.state === "submitting") break
+            await new Promise((resolve) => setTimeout(resolve, 100))
+          }
+          first.kill("SIGKILL")
+          await firstOutput.exited
+          expect(generateRequests(fake)).toHaveLength(0)
+
+          const second = spawnFixture("crashClient", ["reconcile", filename, root, fake.url, FakeApixo.defaultApiKey])
+          const secondOutput = lines(second)
+          const summary = JSON.parse(await secondOutput.waitFor((text) => text.startsWith("{")))
+          expect(await secondOutput.exited).toBe(0)
+          expect(summary.completed).toEqual(["crash-task"])
+          const record = Option.getOrThrow(await Effect.runPromise(readRow))
+          expect(record.state).toBe("completed")
+          expect(record.artifacts.map((artifact) => artifact.sha256)).toEqual([videoSha256])
+          expect(generateRequests(fake)).toHaveLength(1)
+          expect(fake.bills).toHaveLength(1)
+        } finally {
+          await fake.close()
+          rmSync(dir, { recursive: true, force: true })
+        }
+      }),
+    { timeout: 60_000 }
+  )
 })
