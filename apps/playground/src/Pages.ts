@@ -92,6 +92,9 @@ export interface FormState {
   readonly banner?: string | undefined
 }
 
+/** The hidden field carrying the form's submission nonce. */
+export const submissionField = "submission"
+
 const emptyForm: FormState = { values: { mode: "text-to-video" }, errors: {} }
 
 const valueOf = (state: FormState, name: string): string => {
@@ -237,6 +240,8 @@ export const home = (options: {
   readonly tasks: ReadonlyArray<TaskView>
   readonly form?: FormState | undefined
   readonly backend: string
+  /** A fresh random value for this rendering of the form: its submits share one idempotency key. */
+  readonly submission: string
 }): string => {
   const state = options.form ?? emptyForm
   const mode = valueOf(state, "mode")
@@ -249,6 +254,7 @@ export const home = (options: {
 ${state.banner === undefined ? "" : `<p class="banner error" role="alert">${escapeHtml(state.banner)}</p>`}
 <h2>Generate (Vidu Q3)</h2>
 <form id="generate" method="post" action="/tasks" novalidate>
+<input type="hidden" name="${submissionField}" value="${escapeHtml(options.submission)}">
 <div class="field${modeError === "" ? "" : " invalid"}" data-field="mode" data-scope="all">
 <label for="field-mode">Mode</label>
 <select id="field-mode" name="mode">${modeOptions}</select>

@@ -10,7 +10,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as UrlParams from "@effect/platform/UrlParams"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { ArtifactStore, Callbacks, TaskClient, TaskLedger } from "@reelkit/core"
+import { ArtifactStore, Callbacks, TaskClient, type TaskHandle, TaskLedger } from "@reelkit/core"
 import { ViduQ3Input, ViduQ3Pricing } from "@reelkit/provider-vidu-q3"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -20,11 +20,15 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
 import { describe } from "./Failure.js"
 import * as Fields from "./Fields.js"
 import * as Pages from "./Pages.js"
 import { Playground, type Services } from "./Playground.js"
+
+/** A fresh nonce for one rendering of the form. */
+const newSubmission = Effect.sync(() => randomUUID())
 
 /** Tasks the list shows. */
 const listLimit = 50
@@ -106,22 +110,44 @@ export const makeRouter: Effect.Effect<HttpRouter.HttpRouter<unknown>, never, Se
     const waits = yield* FiberSet.make()
     const context = yield* Effect.context<Services>()
 
+    // Tasks this server is already waiting for: a repeated submit gets the same task, not a second wait.
+    const waiting = new Set<string>()
+    const waitInBackground = (handle: TaskHandle.TaskHandle) =>
+      Effect.suspend(() => {
+        if (waiting.has(handle.taskKey)) return Effect.void
+        waiting.add(handle.taskKey)
+        // Forked from an uninterruptible region: the wait itself must stay interruptible, so the server can stop.
+        const wait = Effect.interruptible(Effect.ignore(client.wait(handle))).pipe(
+          Effect.ensuring(Effect.sync(() => waiting.delete(handle.taskKey)))
+        )
+        return Effect.asVoid(FiberSet.run(waits, wait))
+      })
+
     const home = Effect.gen(function* () {
-      return htmlResponse(Pages.home({ tasks: yield* listViews, backend: yield* backendLine }))
+      return htmlResponse(
+        Pages.home({ tasks: yield* listViews, backend: yield* backendLine, submission: yield* newSubmission })
+      )
     }).pipe(Effect.provide(context))
 
     const submit = Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const values = formValues(yield* request.urlParamsBody)
       const input = Fields.toInput(rawInputOf(values))
+      // A refused form is shown with a new nonce: the refused submit may have recorded the old one.
       const refused = (form: Pages.FormState, status: number) =>
-        Effect.map(Effect.zip(listViews, backendLine), ([tasks, backend]) =>
-          htmlResponse(Pages.home({ tasks, backend, form }), status)
+        Effect.map(Effect.all([listViews, backendLine, newSubmission]), ([tasks, backend, submission]) =>
+          htmlResponse(Pages.home({ tasks, backend, form, submission }), status)
         )
-      const started = yield* client.start(input).pipe(Effect.either)
+      // The form's nonce is the idempotency key: a double submit (or a re-sent POST) finds the first
+      // task instead of paying for a second one.
+      const nonce = values[Pages.submissionField]
+      const idempotencyKey = typeof nonce === "string" && nonce.trim() !== "" ? `web-${nonce.trim()}` : undefined
+      // Start and the background wait as one step: a browser giving up on the request must not
+      // leave a submitted task that nothing waits for.
+      const started = yield* Effect.uninterruptible(
+        client.start(input, { idempotencyKey }).pipe(Effect.tap(waitInBackground), Effect.either)
+      )
       if (started._tag === "Right") {
-        // Wait (and store the video) in the background, for as long as the server runs.
-        yield* FiberSet.run(waits, Effect.ignore(client.wait(started.right)))
         return HttpServerResponse.redirect(`/tasks/${encodeURIComponent(started.right.taskKey)}`, { status: 303 })
       }
       const error = started.left

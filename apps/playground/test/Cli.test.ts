@@ -181,6 +181,38 @@ describe.concurrent("reelkit CLI against the fake apixo server", () => {
     expectStoredVideo(done, home)
   })
 
+  it("serve: the same form posted twice (one nonce) creates one task; a new rendering gets a new nonce", async () => {
+    const home = tempHome()
+    const prompt = "a double-clicked lighthouse"
+    const served = startCli(["serve", "--port", "0"], env(home))
+    try {
+      await waitForOutput(served.child, served.output, (output) => /serving http:\/\/\S+/.test(output.stderr))
+      const url = /serving (http:\/\/\S+)/.exec(served.output.stderr)![1]!
+      const nonceOf = (html: string) => /name="submission" value="([^"]+)"/.exec(html)?.[1]
+      const page = await (await fetch(url)).text()
+      const nonce = nonceOf(page)
+      expect(nonce).toMatch(/^[0-9a-f-]{36}$/)
+      expect(nonceOf(await (await fetch(url)).text())).not.toBe(nonce)
+      const body = new URLSearchParams({ mode: "text-to-video", prompt, submission: nonce! }).toString()
+      const post = () =>
+        fetch(`${url}/tasks`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          body,
+          redirect: "manual"
+        })
+      const answers = await Promise.all([post(), post()])
+      expect(answers.map((answer) => answer.status)).toEqual([303, 303])
+      const locations = answers.map((answer) => answer.headers.get("location"))
+      expect(locations[0]).toMatch(/^\/tasks\/tk_/)
+      expect(locations[1]).toBe(locations[0])
+      expect(tasksOf(prompt)).toHaveLength(1)
+    } finally {
+      served.child.kill("SIGTERM")
+      await served.finished
+    }
+  })
+
   it("every command has --help", async () => {
     const run = await runCli(["generate", "--help"], env(tempHome()))
     expect(run.code).toBe(0)
