@@ -1,8 +1,8 @@
 /**
  * The `ArtifactStore` on a local directory. Content streams to a temporary file in the target's
  * directory, is fsynced and renamed into place; its metadata (content type, size, sha256, source URL,
- * stored-at) is a JSON sidecar beside it (`<key>~meta.json`), written the same way. The sidecar's
- * rename is the commit point: an artifact exists when its sidecar does.
+ * stored-at, and the content file's identity) is a JSON sidecar beside it (`<key>~meta.json`), written
+ * the same way. The sidecar's rename is the commit point: an artifact exists when its sidecar does.
  *
  * @since 0.1.0
  */
@@ -57,8 +57,16 @@ const writeBatchBytes = 1024 * 1024
 // With fsync on, the disk is flushed every this many bytes during the put, not all at the end.
 const syncEveryBytes = 32 * 1024 * 1024
 
-const encodeMetadata = Schema.encodeSync(Schema.parseJson(ArtifactStore.ArtifactMetadata))
-const decodeMetadata = Schema.decodeUnknown(Schema.parseJson(ArtifactStore.ArtifactMetadata))
+// The sidecar is the artifact's metadata plus the identity of the content file it was written
+// with (inode and nanosecond mtime, which a rename keeps), so that `get` pairs them exactly.
+const FileIdentity = Schema.Struct({ inode: Schema.String, mtimeNs: Schema.String })
+type FileIdentity = typeof FileIdentity.Type
+const Sidecar = Schema.Struct({
+  ...ArtifactStore.ArtifactMetadata.fields,
+  file: Schema.optional(FileIdentity)
+})
+const encodeSidecar = Schema.encodeSync(Schema.parseJson(Sidecar))
+const decodeSidecar = Schema.decodeUnknown(Schema.parseJson(Sidecar))
 
 const errorCode = (cause: unknown): string | undefined =>
   typeof cause === "object" && cause !== null ? (cause as { code?: string }).code : undefined
@@ -120,6 +128,12 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
         : Effect.void
 
     const readMetadata = (operation: string, key: string, path: string) =>
+      Effect.map(
+        readSidecar(operation, key, path),
+        Option.map((sidecar) => sidecar.metadata)
+      )
+
+    const readSidecar = (operation: string, key: string, path: string) =>
       Effect.tryPromise({
         try: () => Fs.readFile(path + sidecarSuffix, "utf8"),
         catch: (cause) => cause
@@ -132,10 +146,15 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
         ),
         Effect.flatMap(
           Option.match({
-            onNone: () => Effect.succeed(Option.none<ArtifactStore.ArtifactMetadata>()),
+            onNone: () =>
+              Effect.succeed(
+                Option.none<{ metadata: ArtifactStore.ArtifactMetadata; file: FileIdentity | undefined }>()
+              ),
             onSome: (text) =>
-              decodeMetadata(text).pipe(
-                Effect.map(Option.some),
+              decodeSidecar(text).pipe(
+                Effect.map(({ file, ...fields }) =>
+                  Option.some({ metadata: new ArtifactStore.ArtifactMetadata(fields), file })
+                ),
                 Effect.mapError((cause) => fail(operation, key, cause))
               )
           })
@@ -179,6 +198,8 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
               )
               yield* attempt("put", key, () => batches.flush())
               if (fsync) yield* attempt("put", key, () => handle.sync())
+              const written = yield* attempt("put", key, () => handle.stat({ bigint: true }))
+              const file: FileIdentity = { inode: String(written.ino), mtimeNs: String(written.mtimeNs) }
               closed = true
               yield* attempt("put", key, () => handle.close())
               const metadata = new ArtifactStore.ArtifactMetadata({
@@ -192,7 +213,7 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
               yield* attempt("put", key, async () => {
                 const sidecar = await Fs.open(temporaryMetadata, "wx", 0o644)
                 try {
-                  await sidecar.writeFile(encodeMetadata(metadata), "utf8")
+                  await sidecar.writeFile(encodeSidecar({ ...metadata, file }), "utf8")
                   if (fsync) await sidecar.sync()
                 } finally {
                   await sidecar.close()
@@ -222,8 +243,9 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
       Stream.unwrapScoped(
         Effect.gen(function* () {
           const path = yield* contentPath(key)
-          const metadata = yield* readMetadata("get", key, path)
-          if (Option.isNone(metadata)) return yield* new ArtifactStore.ArtifactNotFound({ key })
+          const sidecar = yield* readSidecar("get", key, path)
+          if (Option.isNone(sidecar)) return yield* new ArtifactStore.ArtifactNotFound({ key })
+          const { file, metadata } = sidecar.value
           const handle = yield* Effect.acquireRelease(
             Effect.tryPromise({
               try: () => Fs.open(path, "r"),
@@ -232,19 +254,43 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
             }),
             (handle) => Effect.promise(() => handle.close().catch(() => undefined))
           )
-          // Content and sidecar are renamed one after the other; a crash between the two renames of
-          // an overwrite would pair new content with old metadata. Refuse that instead of serving it.
-          const stat = yield* attempt("get", key, () => handle.stat())
-          if (stat.size !== metadata.value.bytes) {
+          // Content and sidecar are renamed one after the other, so a crash between the two renames
+          // of an overwrite, or two puts racing on one key, can leave content beside another put's
+          // sidecar. Such content is refused rather than served with a sha256 that is not its own.
+          const stat = yield* attempt("get", key, () => handle.stat({ bigint: true }))
+          if (stat.size !== BigInt(metadata.bytes)) {
             return yield* fail(
               "get",
               key,
-              `content is ${stat.size} bytes but its metadata says ${metadata.value.bytes} (interrupted overwrite)`
+              `content is ${stat.size} bytes but its metadata says ${metadata.bytes} (interrupted overwrite)`
             )
           }
-          return Stream.fromAsyncIterable(
+          const content = Stream.fromAsyncIterable(
             handle.createReadStream({ autoClose: false, highWaterMark: readChunkBytes }) as AsyncIterable<Uint8Array>,
             (cause) => fail("get", key, cause)
+          )
+          // The very file the sidecar was written with: served as is.
+          if (file !== undefined && String(stat.ino) === file.inode && String(stat.mtimeNs) === file.mtimeNs) {
+            return content
+          }
+          // Another file (a torn or racing overwrite, or a copy restored from a backup): served only
+          // if its bytes hash to the sidecar's sha256; otherwise the stream fails at its end.
+          const hash = createHash("sha256")
+          return Stream.concat(
+            Stream.mapChunks(content, (chunk) => {
+              for (const part of chunk) hash.update(part)
+              return chunk
+            }),
+            Stream.execute(
+              Effect.suspend(() => {
+                const sha256 = hash.digest("hex")
+                return sha256 === metadata.sha256
+                  ? Effect.void
+                  : Effect.fail(
+                      fail("get", key, `content hashes to ${sha256} but its metadata says ${metadata.sha256}`)
+                    )
+              })
+            )
           )
         })
       )

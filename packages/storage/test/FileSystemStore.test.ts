@@ -4,7 +4,17 @@ import { ArtifactStore } from "@reelkit/core"
 import * as FileSystemStore from "@reelkit/storage/FileSystemStore"
 import { ArtifactStoreContract } from "@reelkit/testing"
 import { Duration, Effect, Either, Fiber, Option, Stream, TestClock } from "effect"
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll } from "vitest"
@@ -40,7 +50,12 @@ describe("FileSystemStore", () => {
         sha256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
         contentType: "video/mp4",
         sourceUrl: "https://cdn.example/v.mp4",
-        storedAt: metadata.storedAt
+        storedAt: metadata.storedAt,
+        // The content file's identity, which a rename keeps.
+        file: {
+          inode: String(statSync(join(dir, "jobs/42/video.mp4"), { bigint: true }).ino),
+          mtimeNs: String(statSync(join(dir, "jobs/42/video.mp4"), { bigint: true }).mtimeNs)
+        }
       })
     })
   )
@@ -187,6 +202,28 @@ describe("FileSystemStore", () => {
       yield* FileSystemStore.make({ root: dir, sweepTemporaryOlderThan: "30 minutes" })
       expect(filesUnder(dir)).toEqual(["p/m/t1/0.mp4", "p/m/t1/0.mp4~meta.json", "p/m/t2/.hidden"])
       expect(Option.isSome(yield* seeded.head("p/m/t1/0.mp4"))).toBe(true)
+    })
+  )
+  it.effect("serves content only with its own sidecar, even when another put's has the same size", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "pairing-"))
+      const store = yield* FileSystemStore.make({ root: dir })
+      const first = new Uint8Array(10).fill(1)
+      yield* store.put("same.mp4", Stream.make(first), { contentType: "video/mp4" })
+      // A crash between the two renames of a same-size overwrite (or a racing put's rename):
+      // the content file is another put's, the sidecar still the first's.
+      const replace = (bytes: Uint8Array) => {
+        writeFileSync(join(dir, ".same.mp4~tmp-0123456789ab"), bytes)
+        renameSync(join(dir, ".same.mp4~tmp-0123456789ab"), join(dir, "same.mp4"))
+      }
+      replace(new Uint8Array(10).fill(2))
+      const read = yield* Effect.either(Stream.runCollect(store.get("same.mp4")))
+      expect(Either.isLeft(read) && read.left._tag).toBe("ArtifactStoreError")
+      expect(Either.isLeft(read) && read.left.message).toContain("hashes to")
+      // The same bytes in another file (a copy restored from a backup) are still served.
+      replace(first)
+      const bytes = yield* Stream.runCollect(store.get("same.mp4"))
+      expect(Array.from(bytes).flatMap((chunk) => Array.from(chunk))).toEqual(Array.from(first))
     })
   )
 })
