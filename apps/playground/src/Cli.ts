@@ -38,6 +38,17 @@ export class FakeForgotTask extends Data.TaggedError("FakeForgotTask")<{ readonl
   }
 }
 
+/** A task whose submit was refused; `failCode` is the tag of the original error (e.g. `Unauthorized`). */
+export class SubmitRefused extends Data.TaggedError("SubmitRefused")<{
+  readonly taskKey: string
+  readonly failCode: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `apixo refused the submit of ${this.taskKey}, so no task was created (${this.reason})`
+  }
+}
+
 /** Builds the playground's layers and runs `body` in them; says once when the fake server is used. */
 const withPlayground = <A, E>(
   body: Effect.Effect<A, E, Playground.Services>,
@@ -140,6 +151,15 @@ const followTask = (reference: string, waitOptions: TaskClient.WaitOptions, asJs
     }).pipe(Effect.either)
     const final = yield* client.lookup(record.taskKey)
     yield* printTasks([final], asJson ? "object" : false)
+    // A refused submit fails the wait with a generic rejection; the row's failCode keeps why (key,
+    // balance, input), which decides the exit code as it does for `status`.
+    if (Either.isLeft(outcome) && final.state === "rejected") {
+      return yield* new SubmitRefused({
+        taskKey: final.taskKey,
+        failCode: final.failCode ?? "",
+        reason: final.failMessage ?? outcome.left.message
+      })
+    }
     if (Either.isLeft(outcome)) return yield* Effect.fail(outcome.left)
     if (final.state === "failed") {
       return yield* new TaskError.TaskFailed({

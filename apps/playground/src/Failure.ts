@@ -1,6 +1,7 @@
 /**
- * Exit codes and one-sentence error messages. The code comes from the error's `_tag`: 2 invalid
- * input (nothing was sent), 3 the task failed, 4 authentication or balance, 5 the deadline passed
+ * Exit codes and one-sentence error messages. The code comes from the error's `_tag` (for a
+ * refused submit, from the tag it was recorded with): 2 invalid input (caught before sending, or
+ * refused by apixo unbilled), 3 the task failed, 4 authentication or balance, 5 the deadline passed
  * (the task is still resumable), 1 anything else. Messages never carry a stack trace or the key.
  */
 import * as Cause from "effect/Cause"
@@ -38,6 +39,8 @@ export const exitCodeOf = (error: unknown): number => {
       return ExitCode.account
     case "DeadlineExceeded":
       return ExitCode.deadline
+    case "SubmitRefused":
+      return exitCodeOf({ _tag: (error as { readonly failCode: string }).failCode })
     default:
       return ExitCode.other
   }
@@ -52,6 +55,11 @@ export const exitCodeOfState = (state: string, failCode: string | undefined): nu
       : state === "ambiguous"
         ? ExitCode.other
         : ExitCode.success
+
+// How the apixo client words the rule of an InvalidInput made from apixo's 400 to a submit.
+const apixoRejection = "rejected by apixo"
+
+const accountTags: ReadonlySet<string> = new Set(["Unauthorized", "Forbidden", "InsufficientCredits"])
 
 const messageOf = (error: unknown): string =>
   typeof error === "object" && error !== null && typeof (error as { message?: unknown }).message === "string"
@@ -72,7 +80,18 @@ export const describe = (error: unknown, secrets: ReadonlyArray<string> = []): s
   switch (tag) {
     case "InvalidInput": {
       const invalid = error as { readonly path: string; readonly rule: string }
+      // apixo's own 400 arrives as an InvalidInput too, but the request was sent (and refused, unbilled).
+      if (invalid.path === "input" && invalid.rule.startsWith(apixoRejection)) {
+        const reason = invalid.rule.slice(apixoRejection.length).replace(/^[:\s]+/, "")
+        return sentence(`apixo refused the input (${reason}); no task was created and nothing was billed`, secrets)
+      }
       return sentence(`Invalid ${flagOf(invalid)}: it ${invalid.rule}; nothing was sent`, secrets)
+    }
+    case "SubmitRefused": {
+      const refused = error as { readonly failCode: string; readonly reason: string }
+      return accountTags.has(refused.failCode)
+        ? describe({ _tag: refused.failCode, message: refused.reason }, secrets)
+        : sentence(message, secrets)
     }
     case "Unauthorized":
       return sentence(`apixo refused the API key in APIXO_API_KEY (${message})`, secrets)

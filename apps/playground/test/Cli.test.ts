@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { ViduQ3, ViduQ3Input } from "@reelkit/provider-vidu-q3"
 import { FakeApixo } from "@reelkit/testing"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import { existsSync, statSync } from "node:fs"
 import { afterAll, beforeAll } from "vitest"
 import { childEnv, runCli, sha256OfFile, startCli, tempHome, waitForOutput } from "./utils.js"
@@ -210,6 +211,48 @@ describe.concurrent("reelkit CLI against the fake apixo server", () => {
     } finally {
       served.child.kill("SIGTERM")
       await served.finished
+    }
+  })
+
+  it("a refused key exits 4 for generate, status and wait alike; apixo's own 400 is not called unsent", async () => {
+    // A fake of its own: a short prompt limit the CLI does not know, so only apixo's check refuses it.
+    const strict = await FakeApixo.start({
+      models: { [ViduQ3.modelId]: { inputSchema: Schema.Struct({ prompt: Schema.String.pipe(Schema.maxLength(8)) }) } }
+    })
+    try {
+      const refusedHome = tempHome()
+      const wrongKey = childEnv({
+        APIXO_API_KEY: "sk-wrong-key",
+        APIXO_BASE_URL: strict.url,
+        REELKIT_HOME: refusedHome
+      })
+      const goodKey = childEnv({
+        APIXO_API_KEY: Redacted.value(strict.apiKey),
+        APIXO_BASE_URL: strict.url,
+        REELKIT_HOME: tempHome()
+      })
+      const [unauthorized, invalid] = await Promise.all([
+        runCli(["generate", "--mode", "text-to-video", "--prompt", "a fox"], wrongKey),
+        runCli(["generate", "--mode", "text-to-video", "--prompt", "a prompt too long for apixo"], goodKey)
+      ])
+      expect(unauthorized.code, unauthorized.stderr).toBe(4)
+      expect(invalid.code, invalid.stderr).toBe(2)
+      const said = invalid.stderr.trim().split("\n").at(-1)!
+      expect(said).toMatch(/^reelkit: apixo refused the input \(input\.prompt: .+\); no task was created/)
+      expect(said).not.toContain("nothing was sent")
+
+      const [listed] = JSON.parse((await runCli(["list", "--json"], wrongKey)).stdout) as ReadonlyArray<Printed>
+      expect(listed!.state).toBe("rejected")
+      const [status, waited] = await Promise.all([
+        runCli(["status", listed!.taskKey, "--json"], wrongKey),
+        runCli(["wait", listed!.taskKey, "--json"], wrongKey)
+      ])
+      expect([status.code, waited.code]).toEqual([4, 4])
+      expect(waited.stderr).toContain("apixo refused the API key in APIXO_API_KEY")
+      expect(waited.stderr).not.toContain("sk-wrong-key")
+      expect(strict.tasks).toHaveLength(0)
+    } finally {
+      await strict.close()
     }
   })
 
