@@ -255,12 +255,4 @@ describe.concurrent("reelkit CLI against the fake apixo server", () => {
       await strict.close()
     }
   })
-
-  it("every command has --help", async () => {
-    const run = await runCli(["generate", "--help"], env(tempHome()))
-    expect(run.code).toBe(0)
-    for (const flag of ["--mode", "--prompt", "--aspect-ratio", "--no-wait", "--callback-url", "--timeout"]) {
-      expect(run.stdout).toContain(flag)
-    }
-  })
 })
