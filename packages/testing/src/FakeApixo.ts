@@ -188,8 +188,10 @@ export interface CallbackOptions {
   readonly duplicateDelay?: Duration.DurationInput | undefined
   /** Retries when the receiver does not answer 2xx (default 3), after 1x, 2x, 4x `retryDelay`. */
   readonly retries?: number | undefined
-  /** First retry delay (default 1 s). */
+  /** First retry delay (default 1 s), counted from the failure. */
   readonly retryDelay?: Duration.DurationInput | undefined
+  /** How long a POST may go unanswered before it counts as failed and is retried (default 30 s, apixo's limit). */
+  readonly timeout?: Duration.DurationInput | undefined
 }
 
 /** Options of the fake. Every field is optional. */

@@ -1,6 +1,7 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Duration, Effect, Either, Fiber, Option, Redacted, Schema, TestClock } from "effect"
 import { readFileSync } from "node:fs"
+import * as Http from "node:http"
 import * as FakeApixo from "../src/FakeApixo.js"
 import { bodyOf, callbackReceiver, generate, send, statusOf, submit, textToVideo } from "./utils.js"
 
@@ -443,6 +444,53 @@ describe("FakeApixo callbacks", () => {
         [2, 2_000, "failed", 500],
         [3, 4_000, "delivered", 200]
       ])
+    })
+  )
+
+  it.scoped("a POST the receiver leaves unanswered fails after callbacks.timeout and is retried", () =>
+    Effect.gen(function* () {
+      // The first POST is held open for ever; later ones are answered 200.
+      const arrivals: Array<number> = []
+      let arrived: () => void = () => {}
+      const firstArrived = new Promise<void>((resolve) => {
+        arrived = resolve
+      })
+      const receiver = Http.createServer((request, response) => {
+        arrivals.push(arrivals.length + 1)
+        request.resume()
+        if (arrivals.length === 1) arrived()
+        else request.on("end", () => response.writeHead(200).end())
+      })
+      const port = yield* Effect.acquireRelease(
+        Effect.async<number>((resume) => {
+          receiver.listen(0, "127.0.0.1", () => resume(Effect.succeed((receiver.address() as { port: number }).port)))
+        }),
+        () =>
+          Effect.async<void>((resume) => {
+            receiver.close(() => resume(Effect.void))
+            receiver.closeAllConnections()
+          })
+      )
+      const fake = yield* FakeApixo.make({
+        timings: { completeAfter: "1 second" },
+        callbacks: { timeout: "10 seconds", retryDelay: "1 second" }
+      })
+      yield* submit(fake, callbackBody(`http://127.0.0.1:${port}/hook`))
+      yield* TestClock.adjust("1 second")
+      yield* Effect.promise(() => firstArrived)
+      yield* TestClock.adjust("9 seconds")
+      expect(fake.callbacks).toHaveLength(0)
+      yield* TestClock.adjust("1 second")
+      const [timedOut] = yield* fake.awaitCallbacks(1)
+      expect(timedOut).toMatchObject({ attempt: 1, at: 1_000, outcome: "failed", status: undefined })
+      expect(timedOut!.error).toContain("10000 ms")
+      yield* TestClock.adjust("1 second")
+      const records = yield* fake.awaitCallbacks(2)
+      expect(records.map((record) => [record.attempt, record.at, record.outcome, record.status])).toEqual([
+        [1, 1_000, "failed", undefined],
+        [2, 12_000, "delivered", 200]
+      ])
+      expect(arrivals).toEqual([1, 2])
     })
   )
 

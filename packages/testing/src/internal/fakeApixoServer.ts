@@ -256,6 +256,9 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
 
     // ---- callbacks -------------------------------------------------------------------------
 
+    // apixo gives a receiver 30 s to answer; a POST still open then counts as failed (and is retried).
+    const callbackTimeout = Duration.toMillis(callbackOptions.timeout ?? Duration.seconds(30))
+
     const postCallback = (url: string, body: string) =>
       Effect.tryPromise({
         try: async (signal) => {
@@ -269,7 +272,11 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
           return response.status
         },
         catch: (error) => String(error)
-      }).pipe(Effect.either)
+      }).pipe(
+        // On the Clock, so TestClock drives it; interrupting the fetch aborts it through `signal`.
+        Effect.timeoutFail({ duration: callbackTimeout, onTimeout: () => `no answer within ${callbackTimeout} ms` }),
+        Effect.either
+      )
 
     const recordCallback = (record: FakeApixo.CallbackRecord) => {
       callbacks.push(record)
@@ -323,7 +330,8 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
             error: Either.isLeft(result) ? result.left : undefined
           })
           if (delivered) return
-          due = at + retryDelay * 2 ** (attempt - 1)
+          // Counted from when the failure was known (a timed-out POST took `timeout` to fail).
+          due = (yield* Clock.currentTimeMillis) + retryDelay * 2 ** (attempt - 1)
         }
       })
 
