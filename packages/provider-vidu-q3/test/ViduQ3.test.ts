@@ -2,15 +2,22 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { TaskError, TaskProvider, TaskStatus } from "@reelkit/core"
 import { ViduQ3 } from "@reelkit/provider-vidu-q3"
-import { ConfigProvider, Duration, Effect, Layer } from "effect"
+import { ScriptedHttpServer } from "@reelkit/testing"
+import { ConfigProvider, Duration, Effect, Layer, Redacted } from "effect"
 import * as Seed from "./seed.js"
-import { type ScriptedServer, apiKey, makeServer, redactedKey } from "./utils.js"
 
 const submitRoute = "POST /api/v1/generateTask/vidu-q3"
 const statusRoute = "GET /api/v1/statusTask/vidu-q3"
 
 /** Runs `body` with the Vidu Q3 provider pointed at the scripted server. */
-const withProvider = <A, E>(server: ScriptedServer, body: (provider: TaskProvider.Service) => Effect.Effect<A, E>) =>
+/** The key used by these tests; asserted absent from what they check. */
+const apiKey = "sk-test-5ecret-b5f1e0c2"
+const redactedKey = Redacted.make(apiKey)
+
+const withProvider = <A, E>(
+  server: ScriptedHttpServer.ScriptedServer,
+  body: (provider: TaskProvider.Service) => Effect.Effect<A, E>
+) =>
   Effect.flatMap(TaskProvider.TaskProvider, body).pipe(
     Effect.provide(
       ViduQ3.layer({ apiKey: redactedKey, baseUrl: server.baseUrl }).pipe(Layer.provide(NodeHttpClient.layerUndici))
@@ -29,12 +36,13 @@ const send = (
     return yield* provider.submit({ taskKey: "tk_seed", input: prepared.wire, callbackUrl, options })
   })
 
-const sentBodies = (server: ScriptedServer) => server.requests().map((request) => JSON.parse(request.body))
+const sentBodies = (server: ScriptedHttpServer.ScriptedServer) =>
+  server.requests().map((request) => JSON.parse(request.body))
 
 describe("ViduQ3 (seed document)", () => {
   it.scoped("each request example, turned into provider calls, sends exactly the documented body", () =>
     Effect.gen(function* () {
-      const server = yield* makeServer
+      const server = yield* ScriptedHttpServer.make
       server.script(submitRoute, { status: 200, body: Seed.submitSuccess })
       yield* withProvider(server, (provider) =>
         Effect.gen(function* () {
@@ -56,7 +64,7 @@ describe("ViduQ3 (seed document)", () => {
     // The overview pairs `request_type: "async"` with a placeholder `callback_url`, against its own
     // rule (callback_url exactly when callback). A callback URL here always means `callback`.
     Effect.gen(function* () {
-      const server = yield* makeServer
+      const server = yield* ScriptedHttpServer.make
       server.script(submitRoute, { status: 200, body: Seed.submitSuccess })
       yield* withProvider(server, (provider) =>
         send(provider, Seed.overviewRequest.input, Seed.overviewRequest.callback_url, {
@@ -69,7 +77,7 @@ describe("ViduQ3 (seed document)", () => {
 
   it.scoped("every response example decodes", () =>
     Effect.gen(function* () {
-      const server = yield* makeServer
+      const server = yield* ScriptedHttpServer.make
       server.script(submitRoute, { status: 200, body: Seed.submitSuccess }, { status: 400, body: Seed.submitFailure })
       server.script(statusRoute, { status: 200, body: Seed.statusSuccess }, { status: 200, body: Seed.statusFailed })
       yield* withProvider(server, (provider) =>
@@ -111,7 +119,7 @@ describe("ViduQ3 (seed document)", () => {
 describe("ViduQ3", () => {
   it.scoped("declares its hints: first poll at 75 s, then every 5 s, 15-day retention, billed by duration", () =>
     Effect.gen(function* () {
-      const server = yield* makeServer
+      const server = yield* ScriptedHttpServer.make
       const provider = yield* withProvider(server, Effect.succeed)
       expect(provider.providerId).toBe("apixo")
       expect(provider.modelId).toBe("vidu-q3")
@@ -129,7 +137,7 @@ describe("ViduQ3", () => {
 
   it.scoped("takes hint overrides", () =>
     Effect.gen(function* () {
-      const server = yield* makeServer
+      const server = yield* ScriptedHttpServer.make
       const hints = yield* Effect.map(TaskProvider.TaskProvider, (provider) => provider.hints).pipe(
         Effect.provide(
           ViduQ3.layer({
@@ -146,7 +154,7 @@ describe("ViduQ3", () => {
 
   it.scoped("layerConfig reads APIXO_API_KEY and APIXO_BASE_URL", () =>
     Effect.gen(function* () {
-      const server = yield* makeServer
+      const server = yield* ScriptedHttpServer.make
       server.script(submitRoute, { status: 200, body: Seed.submitSuccess })
       const accepted = yield* Effect.flatMap(TaskProvider.TaskProvider, (provider) =>
         send(provider, Seed.textToVideoRequest.input)
@@ -168,7 +176,7 @@ describe("ViduQ3", () => {
 
   it.scoped("an invalid input is rejected by prepare and never sent", () =>
     Effect.gen(function* () {
-      const server = yield* makeServer
+      const server = yield* ScriptedHttpServer.make
       const error = yield* withProvider(server, (provider) =>
         Effect.flip(send(provider, { ...Seed.twoImagesRequest.input, style: "anime" }))
       )

@@ -71,6 +71,16 @@ const decodeSidecar = Schema.decodeUnknown(Schema.parseJson(Sidecar))
 const errorCode = (cause: unknown): string | undefined =>
   typeof cause === "object" && cause !== null ? (cause as { code?: string }).code : undefined
 
+/** A directory's entries; none when it (or a parent) does not exist, as when nothing was stored there yet. */
+const readDirectoryIfPresent = async (directory: string): Promise<Array<Dirent>> => {
+  try {
+    return await Fs.readdir(directory, { withFileTypes: true })
+  } catch (cause) {
+    if (errorCode(cause) === "ENOENT" || errorCode(cause) === "ENOTDIR") return []
+    throw cause
+  }
+}
+
 /** Builds a store rooted at `options.root`, creating the directory if needed. */
 export const make = (options: Options): Effect.Effect<ArtifactStore.Service, ArtifactStore.ArtifactStoreError> =>
   Effect.gen(function* () {
@@ -307,13 +317,7 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
         const start = base === "" ? root : Path.join(root, ...base.split("/"))
         const sidecars: Array<string> = []
         const walk = async (directory: string, relative: string): Promise<void> => {
-          let entries: Array<Dirent>
-          try {
-            entries = await Fs.readdir(directory, { withFileTypes: true })
-          } catch (cause) {
-            if (errorCode(cause) === "ENOENT" || errorCode(cause) === "ENOTDIR") return
-            throw cause
-          }
+          const entries = await readDirectoryIfPresent(directory)
           for (const entry of entries) {
             const name = relative === "" ? entry.name : `${relative}/${entry.name}`
             if (entry.isDirectory()) {
@@ -363,13 +367,7 @@ const sweepTemporary = (root: string, olderThan: Duration.Duration): Effect.Effe
     ? Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const cutoff = now - Duration.toMillis(olderThan)
         const walk = async (directory: string): Promise<void> => {
-          let entries: Array<Dirent>
-          try {
-            entries = await Fs.readdir(directory, { withFileTypes: true })
-          } catch (cause) {
-            if (errorCode(cause) === "ENOENT" || errorCode(cause) === "ENOTDIR") return
-            throw cause
-          }
+          const entries = await readDirectoryIfPresent(directory)
           for (const entry of entries) {
             const path = Path.join(directory, entry.name)
             if (entry.isDirectory()) {
