@@ -300,31 +300,15 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
             fault?._tag === "MalformedJson"
               ? `{"code":200,"message":"success","data":{"taskId":"${task.taskId}",`
               : envelope(200, "success", statusData(task, task.completedAt, fault))
+          const delivery = { sequence, taskId: task.taskId, url, body, copy, attempt, at }
           if (fault?._tag === "DropCallback") {
-            recordCallback({
-              sequence,
-              taskId: task.taskId,
-              url,
-              body,
-              copy,
-              attempt,
-              at,
-              outcome: "dropped",
-              status: undefined,
-              error: undefined
-            })
+            recordCallback({ ...delivery, outcome: "dropped", status: undefined, error: undefined })
             return
           }
           const result = yield* postCallback(url, body)
           const delivered = Either.isRight(result) && result.right >= 200 && result.right < 300
           recordCallback({
-            sequence,
-            taskId: task.taskId,
-            url,
-            body,
-            copy,
-            attempt,
-            at,
+            ...delivery,
             outcome: delivered ? "delivered" : "failed",
             status: Either.isRight(result) ? result.right : undefined,
             error: Either.isLeft(result) ? result.left : undefined
