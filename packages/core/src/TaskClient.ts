@@ -339,16 +339,16 @@ export const make = (
     ): Effect.Effect<boolean> =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
+        const inFlightEvent =
+          status._tag === "Pending"
+            ? TaskEvent.Pending({ taskKey, at: now, nextPollAt })
+            : status._tag === "Processing"
+              ? TaskEvent.Processing({ taskKey, at: now, progress: status.progress, nextPollAt })
+              : undefined
         // The same in-flight state as last time: nothing to record (unless a claim's lease needs renewing).
-        if (previous === status._tag && !leased.has(taskKey)) {
-          if (status._tag === "Pending") {
-            notify(listeners, TaskEvent.Pending({ taskKey, at: now, nextPollAt }))
-            return false
-          }
-          if (status._tag === "Processing") {
-            notify(listeners, TaskEvent.Processing({ taskKey, at: now, progress: status.progress, nextPollAt }))
-            return false
-          }
+        if (inFlightEvent !== undefined && previous === status._tag && !leased.has(taskKey)) {
+          notify(listeners, inFlightEvent)
+          return false
         }
         const patch =
           status._tag === "Pending"
@@ -372,7 +372,7 @@ export const make = (
         const lease = !leased.has(taskKey)
           ? {}
           : terminal
-            ? { leaseOwner: null, leaseExpiresAt: null }
+            ? noLease
             : { leaseOwner: owner, leaseExpiresAt: now + leaseMillis }
         if (terminal) leased.delete(taskKey)
         const updated = yield* Effect.either(ledger.transition(taskKey, inFlightStates, { ...patch, ...lease }))
@@ -388,6 +388,10 @@ export const make = (
             return true
           }
           const current = row.right.value
+          // Finished elsewhere: this process's slot for it is free again all the same.
+          if (current.state !== "pending" && current.state !== "processing" && current.state !== "submitted") {
+            yield* limits.releaseTaskSlot(taskKey)
+          }
           if (current.state === "succeeded") {
             yield* FiberSet.run(background, finishSucceeded(current, listeners))
             return true
@@ -404,28 +408,22 @@ export const make = (
           return false
         }
         const record = updated.right
-        switch (status._tag) {
-          case "Pending":
-            notify(listeners, TaskEvent.Pending({ taskKey, at: now, nextPollAt }))
-            return false
-          case "Processing":
-            notify(listeners, TaskEvent.Processing({ taskKey, at: now, progress: status.progress, nextPollAt }))
-            return false
-          case "Succeeded":
-          case "Failed": {
-            yield* limits.releaseTaskSlot(taskKey)
-            if (record.submittedAt !== undefined) {
-              yield* Metric.update(metrics.completion, (now - record.submittedAt) / 1000)
-            }
-            if (status._tag === "Failed") {
-              yield* Metric.increment(metrics.failures)
-              notify(listeners, finalEventOf(record, now)!)
-            } else {
-              yield* FiberSet.run(background, finishSucceeded(record, listeners))
-            }
-            return true
-          }
+        if (inFlightEvent !== undefined) {
+          notify(listeners, inFlightEvent)
+          return false
         }
+        // Terminal: the slot is free, and the outcome is recorded for everyone who waits.
+        yield* limits.releaseTaskSlot(taskKey)
+        if (record.submittedAt !== undefined) {
+          yield* Metric.update(metrics.completion, (now - record.submittedAt) / 1000)
+        }
+        if (status._tag === "Failed") {
+          yield* Metric.increment(metrics.failures)
+          notify(listeners, finalEventOf(record, now)!)
+        } else {
+          yield* FiberSet.run(background, finishSucceeded(record, listeners))
+        }
+        return true
       })
 
     const scheduler = yield* PollScheduler.make({
@@ -458,7 +456,7 @@ export const make = (
           failMessage: error.message,
           ...noLease
         })
-        .pipe(Effect.zipRight(limits.releaseTaskSlot(taskKey)), Effect.ignore)
+        .pipe(Effect.ignore, Effect.ensuring(limits.releaseTaskSlot(taskKey)))
 
     const submitOnce = (record: TaskRecord, options: StartOptions, attempt: number) =>
       Effect.gen(function* () {
@@ -633,6 +631,14 @@ export const make = (
 
     /** Settles rows that need no polling; `undefined` means the task is in flight. */
     const settled = (record: TaskRecord): Effect.Effect<TaskRecord, WaitError> | undefined => {
+      const outcome = settledOutcome(record)
+      // However it ended (here or in another process), a finished task holds no slot of ours.
+      // A row still `submitting` may be this process's own submit: its slot stays.
+      return outcome === undefined || record.state === "submitting"
+        ? outcome
+        : Effect.zipRight(limits.releaseTaskSlot(record.taskKey), outcome)
+    }
+    const settledOutcome = (record: TaskRecord): Effect.Effect<TaskRecord, WaitError> | undefined => {
       switch (record.state) {
         case "completed":
           return Effect.succeed(record)

@@ -446,6 +446,54 @@ describe("TaskClient with account limits", () => {
     }).pipe(Effect.provide(clientLayer({ limits: { concurrentTasks: 1 }, script: () => ({ statuses: [video("x")] }) })))
   )
 
+  // Two processes on one ledger: A has a single slot; B learns the outcome first (e.g. at its
+  // callback endpoint). A's slot must be free again however A notices the task is finished.
+  const twoProcesses = Effect.gen(function* () {
+    const ledger = yield* TaskLedger.makeMemory
+    const scripted = yield* ScriptedProvider.make({
+      script: () => ({ statuses: [video("shared")] }),
+      hints: { pollPlan: testPlan }
+    })
+    const shared = Layer.mergeAll(
+      Layer.succeed(TaskLedger.TaskLedger, ledger),
+      Layer.succeed(TaskProvider.TaskProvider, scripted.provider)
+    )
+    const a = yield* TaskClient.make({ owner: "a" }).pipe(
+      Effect.provide(Layer.merge(shared, AccountLimits.layerMemory({ concurrentTasks: 1 })))
+    )
+    const b = yield* TaskClient.make({ owner: "b" }).pipe(
+      Effect.provide(Layer.merge(shared, AccountLimits.layerUnlimited))
+    )
+    return { a, b }
+  })
+  const nextStartGoesThrough = (a: TaskClient.Service) =>
+    Effect.gen(function* () {
+      const next = yield* Effect.fork(a.start(input, { taskKey: "tk_next" }))
+      expect((yield* advanceUntilDone(next, Duration.seconds(1), 100)).taskKey).toBe("tk_next")
+    })
+
+  it.effect("frees this process's slot when its poll finds the task finished by another process", () =>
+    Effect.gen(function* () {
+      const { a, b } = yield* twoProcesses
+      const handle = yield* a.start(input, { taskKey: "tk_shared" })
+      const waiting = yield* Effect.fork(a.wait(handle))
+      yield* Effect.yieldNow()
+      yield* b.refresh("tk_shared")
+      expect((yield* advanceUntilDone(waiting, Duration.seconds(1), 100)).state).toBe("completed")
+      yield* nextStartGoesThrough(a)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("frees this process's slot when it finds the task already finished by another process", () =>
+    Effect.gen(function* () {
+      const { a, b } = yield* twoProcesses
+      const handle = yield* a.start(input, { taskKey: "tk_shared" })
+      yield* b.refresh("tk_shared")
+      expect((yield* a.wait(handle)).state).toBe("completed")
+      yield* nextStartGoesThrough(a)
+    }).pipe(Effect.scoped)
+  )
+
   it.effect(
     "completes 200 tasks started at once within 60 requests/minute and 10 concurrent tasks",
     () =>
