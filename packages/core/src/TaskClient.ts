@@ -174,7 +174,8 @@ export interface Service {
   readonly lookup: (reference: TaskReference) => Effect.Effect<TaskRecord, UnknownTask | LedgerError>
   /**
    * Asks the provider for the task's status now and applies it (what a verified callback does).
-   * Returns the updated row.
+   * Returns the updated row; for a task this client is already polling, the poll is moved to now
+   * and the row is returned as it stands, before that poll's answer is applied.
    */
   readonly refresh: (reference: TaskReference) => Effect.Effect<TaskRecord, WaitError>
 }
