@@ -63,6 +63,51 @@ const nativeAddon = () => {
   }
 }
 
+// Every @reelkit barrel is a list of `export * as Module from "./Module.js"`. esbuild keeps a
+// barrel's namespaces together, so `import { TaskError } from "@reelkit/core"` would load all of
+// core (and its client, scheduler, callbacks) into whatever chunk needs TaskError. This rewrites
+// such imports to the modules themselves (`import * as TaskError from "@reelkit/core/TaskError"`),
+// the same module objects, so each chunk holds only what it uses.
+const barrelNamespaces = (pkg) => {
+  try {
+    const index = Fs.readFileSync(Path.join(rootDir, "packages", pkg, "src", "index.ts"), "utf8")
+    return new Set([...index.matchAll(/export \* as (\w+) from "\.\/(\w+)\.js"/g)].filter((m) => m[1] === m[2]).map((m) => m[1]))
+  } catch {
+    return new Set()
+  }
+}
+
+const directImports = () => {
+  const cache = new Map()
+  const namespacesOf = (pkg) => {
+    if (!cache.has(pkg)) cache.set(pkg, barrelNamespaces(pkg))
+    return cache.get(pkg)
+  }
+  return {
+    name: "reelkit-direct-imports",
+    setup(build) {
+      build.onLoad({ filter: /\.ts$/ }, (args) => {
+        if (args.path.includes("node_modules")) return undefined
+        const source = Fs.readFileSync(args.path, "utf8")
+        const contents = source.replace(
+          /^import \{([^}]*)\} from "@reelkit\/([\w-]+)"$/gm,
+          (statement, list, pkg) => {
+            const names = namespacesOf(pkg)
+            const specifiers = list.split(",").map((part) => part.trim()).filter((part) => part !== "")
+            const parsed = specifiers.map((part) => ({ type: part.startsWith("type "), name: part.replace(/^type\s+/, "") }))
+            if (parsed.some((specifier) => !names.has(specifier.name))) return statement
+            return parsed
+              .filter((specifier) => !specifier.type)
+              .map((specifier) => `import * as ${specifier.name} from "@reelkit/${pkg}/${specifier.name}"`)
+              .join("\n")
+          }
+        )
+        return { contents, loader: "ts" }
+      })
+    }
+  }
+}
+
 /** Builds the bundle into a fresh directory and points the manifest at it (atomically, by rename). */
 export const build = async () => {
   const esbuild = await import("esbuild")
@@ -89,7 +134,7 @@ export const build = async () => {
     // OpenTelemetry's packages are CommonJS, imported dynamically by name: left to Node, whose
     // ESM loader gives them their named exports (a bundled CommonJS chunk has only `default`).
     external: ["@opentelemetry/*"],
-    plugins: [nativeAddon()]
+    plugins: [nativeAddon(), directImports()]
   })
   // FakeApixo finds its sample clip by searching upward from its module for fixtures/sample.mp4.
   Fs.mkdirSync(Path.join(outdir, "fixtures"))

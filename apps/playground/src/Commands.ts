@@ -4,7 +4,9 @@
  * layers (`Playground.layer`) once, does its work through `TaskClient`, and prints readable lines
  * or, with `--json`, JSON on stdout; progress and notes go to stderr.
  */
+import { ApixoModel } from "@reelkit/apixo"
 import { TaskClient, TaskError, TaskLedger } from "@reelkit/core"
+import { ViduQ3 } from "@reelkit/provider-vidu-q3"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -197,7 +199,7 @@ export const generate = (flags: GenerateFlags): Effect.Effect<void, unknown> =>
   Effect.gen(function* () {
     // Every check happens here, before any layer is built: invalid input never reaches the network.
     const input = yield* inputOfFlags(flags)
-    yield* Fields.prepare(input)
+    yield* ApixoModel.prepare(ViduQ3.model)(input)
     const callbackUrl = Option.getOrUndefined(flags.callbackUrl)
     if (callbackUrl !== undefined && !isHttpUrl(callbackUrl)) {
       return yield* Fields.invalid("callback_url", "must be an absolute http(s) URL")

@@ -41,7 +41,13 @@ export const estimate = (input: Priceable, pricing: Option.Option<ViduQ3Pricing.
   const tier = ViduQ3Input.tierOf(input.mode as ViduQ3Input.Mode)
   return Option.match(ViduQ3Pricing.estimateCost(input as ViduQ3Input.ViduQ3Input, pricing.value), {
     onNone: () => ({ _tag: "Unpriced", reason: `REELKIT_PRICING has no price for ${tier} ${input.resolution}` }),
-    onSome: (cost) => ({ _tag: "Priced", cost, tier, resolution: input.resolution! })
+    // Rounded to a millionth, so 6 s at 0.05 reads 0.3 and not 0.30000000000000004.
+    onSome: (cost) => ({
+      _tag: "Priced",
+      cost: { ...cost, amount: Math.round(cost.amount * 1e6) / 1e6 },
+      tier,
+      resolution: input.resolution!
+    })
   })
 }
 
