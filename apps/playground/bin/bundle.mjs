@@ -71,7 +71,11 @@ const nativeAddon = () => {
 const barrelNamespaces = (pkg) => {
   try {
     const index = Fs.readFileSync(Path.join(rootDir, "packages", pkg, "src", "index.ts"), "utf8")
-    return new Set([...index.matchAll(/export \* as (\w+) from "\.\/(\w+)\.js"/g)].filter((m) => m[1] === m[2]).map((m) => m[1]))
+    return new Set(
+      [...index.matchAll(/export \* as (\w+) from "\.\/(\w+)\.js"/g)]
+        .filter((match) => match[1] === match[2])
+        .map((match) => match[1])
+    )
   } catch {
     return new Set()
   }
@@ -89,19 +93,22 @@ const directImports = () => {
       build.onLoad({ filter: /\.ts$/ }, (args) => {
         if (args.path.includes("node_modules")) return undefined
         const source = Fs.readFileSync(args.path, "utf8")
-        const contents = source.replace(
-          /^import \{([^}]*)\} from "@reelkit\/([\w-]+)"$/gm,
-          (statement, list, pkg) => {
-            const names = namespacesOf(pkg)
-            const specifiers = list.split(",").map((part) => part.trim()).filter((part) => part !== "")
-            const parsed = specifiers.map((part) => ({ type: part.startsWith("type "), name: part.replace(/^type\s+/, "") }))
-            if (parsed.some((specifier) => !names.has(specifier.name))) return statement
-            return parsed
-              .filter((specifier) => !specifier.type)
-              .map((specifier) => `import * as ${specifier.name} from "@reelkit/${pkg}/${specifier.name}"`)
-              .join("\n")
-          }
-        )
+        const contents = source.replace(/^import \{([^}]*)\} from "@reelkit\/([\w-]+)"$/gm, (statement, list, pkg) => {
+          const names = namespacesOf(pkg)
+          const specifiers = list
+            .split(",")
+            .map((part) => part.trim())
+            .filter((part) => part !== "")
+          const parsed = specifiers.map((part) => ({
+            type: part.startsWith("type "),
+            name: part.replace(/^type\s+/, "")
+          }))
+          if (parsed.some((specifier) => !names.has(specifier.name))) return statement
+          return parsed
+            .filter((specifier) => !specifier.type)
+            .map((specifier) => `import * as ${specifier.name} from "@reelkit/${pkg}/${specifier.name}"`)
+            .join("\n")
+        })
         return { contents, loader: "ts" }
       })
     }
