@@ -113,8 +113,7 @@ export const make = (modelId: ApixoVideoModelId, config: ModelConfig): ApixoVide
       Effect.gen(function* () {
         const call = yield* toViduQ3Call(options)
         sent = call.input
-        const client = yield* Runtime.clientFor(modelId)
-        const handle = yield* client.start(call.input, {
+        const handle = yield* Runtime.startTask(modelId, call.input, {
           idempotencyKey: headerValue(options.headers, "idempotency-key"),
           callbackUrl: options.webhookUrl,
           providerOptions: call.provider === undefined ? undefined : { provider: call.provider }

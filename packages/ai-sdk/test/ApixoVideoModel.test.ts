@@ -311,7 +311,7 @@ describe("start, status, webhooks", () => {
   )
 
   it.scoped("a supplied ledger and budget are shared: a second instance with the same key sends nothing", () =>
-    withFake({}, async ({ fake, provider, run }) => {
+    withFake({}, async ({ fake, provider, run, advance }) => {
       const ledger = await run(TaskLedger.makeMemory)
       const limits = await run(AccountLimits.makeMemory())
       const headers = { "idempotency-key": "order-42" }
@@ -319,8 +319,34 @@ describe("start, status, webhooks", () => {
       const second = await startVideo({ model: provider({ ledger, limits }).video("vidu-q3"), prompt, headers })
       expect(second.operation).toEqual(first.operation)
       expect(requestsTo(fake, "generate")).toHaveLength(1)
+      // The task holds a slot of the shared budget until a status check (here, a third instance) sees it end.
+      expect((await run(limits.snapshot)).tasksInFlight).toBe(1)
+      await advance(5_000)
+      const status = await getVideoStatus(provider({ ledger, limits }).video("vidu-q3"), { operation: first.operation })
+      expect(status.status).toBe("completed")
       const snapshot = await run(limits.snapshot)
-      expect([snapshot.tasksInFlight, snapshot.requestsInWindow]).toEqual([1, 1])
+      expect([snapshot.tasksInFlight, snapshot.requestsInWindow]).toEqual([0, 2])
+    })
+  )
+
+  it.scoped("with the instance's own budget, tasks nobody checks here do not block later starts", () =>
+    // Ten unchecked tasks would hold all ten slots of apixo's limits, and the eleventh start would wait for ever.
+    withFake({ concurrentTasks: 20, timings: { completeAfter: 3_600_000 } }, async ({ fake, provider }) => {
+      const model = provider().video("vidu-q3")
+      for (let index = 0; index < 11; index++) await startVideo({ model, prompt: `${prompt} #${index}` })
+      expect(fake.tasks).toHaveLength(11)
+    })
+  )
+
+  it.scoped("an aborted call sends nothing and rejects with the abort reason", () =>
+    withFake({}, async ({ fake, provider }) => {
+      const controller = new AbortController()
+      controller.abort()
+      const error = await rejectionOf(
+        startVideo({ model: provider().video("vidu-q3"), prompt, abortSignal: controller.signal })
+      )
+      expect((error as Error).name).toBe("AbortError")
+      expect(fake.requests).toEqual([])
     })
   )
 })

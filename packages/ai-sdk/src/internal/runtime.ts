@@ -42,8 +42,21 @@ class ModelClients extends Context.Tag("@reelkit/ai-sdk/ModelClients")<
   ReadonlyMap<string, TaskClient.Service>
 >() {}
 
+/**
+ * How long a task holds one of the account's concurrent-task slots. With a budget the caller
+ * supplied (shared with every process of the key), from the start until a status check anywhere
+ * sees it finish. With this instance's own in-memory budget, only while its submit is being sent:
+ * a task started here may be followed in another process, which could never give this one's slot
+ * back, and ten such starts would block the eleventh for ever. apixo still refuses an eleventh
+ * running task with a 429, which is retried like any other.
+ */
+class SlotPolicy extends Context.Tag("@reelkit/ai-sdk/SlotPolicy")<
+  SlotPolicy,
+  { readonly holdUntilFinished: boolean }
+>() {}
+
 /** What the effects run here may use. */
-export type Services = ModelClients | TaskLedger.TaskLedger
+export type Services = ModelClients | TaskLedger.TaskLedger | AccountLimits.AccountLimits | SlotPolicy
 
 /** One provider instance's runtime, built on first use. */
 export interface Runtime {
@@ -102,7 +115,8 @@ const makeLayer = (settings: RuntimeSettings) => {
   const base = Layer.mergeAll(
     apixo,
     serviceLayer(TaskLedger.TaskLedger, settings.ledger, TaskLedger.layerMemory),
-    serviceLayer(AccountLimits.AccountLimits, settings.limits, AccountLimits.layerMemory())
+    serviceLayer(AccountLimits.AccountLimits, settings.limits, AccountLimits.layerMemory()),
+    Layer.succeed(SlotPolicy, { holdUntilFinished: settings.limits !== undefined })
   )
   // A layer that cannot be built (a ledger that cannot open its file) is a defect of every call.
   return modelClientsLayer(settings.taskClient).pipe(Layer.provideMerge(base), Layer.orDie)
@@ -123,8 +137,22 @@ export const make = (settings: RuntimeSettings): Runtime => {
 }
 
 /** The `TaskClient` of a model. */
-export const clientFor = (modelId: string): Effect.Effect<TaskClient.Service, never, ModelClients> =>
+const clientFor = (modelId: string): Effect.Effect<TaskClient.Service, never, ModelClients> =>
   Effect.map(ModelClients, (clients) => clients.get(modelId)!)
+
+/** Starts a task of a model through its `TaskClient`: checked, recorded, sent once. */
+export const startTask = (
+  modelId: string,
+  input: unknown,
+  options: TaskClient.StartOptions
+): Effect.Effect<TaskHandle.TaskHandle, ReelkitError, Services> =>
+  Effect.gen(function* () {
+    const handle = yield* (yield* clientFor(modelId)).start(input, options)
+    if (!(yield* SlotPolicy).holdUntilFinished) {
+      yield* (yield* AccountLimits.AccountLimits).releaseTaskSlot(handle.taskKey)
+    }
+    return handle
+  })
 
 /**
  * The ledger row of a task, asking apixo for its status first when it is in flight. A handle this
