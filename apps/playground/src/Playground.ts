@@ -22,6 +22,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { ledgerLayer, type Settings, storeRoot } from "./Settings.js"
+import * as Telemetry from "./Telemetry.js"
 
 // The settings, the paths under REELKIT_HOME and the ledger alone live in Settings.ts, so commands
 // that need only those (list, --help) load none of the rest of the wiring.
@@ -106,6 +107,9 @@ export const layer = (settings: Settings, options: LayerOptions = {}): Layer.Lay
       })
       return Layer.mergeAll(TaskClient.layer().pipe(Layer.provideMerge(base)), playground)
     })
+  ).pipe(
+    // Built first, so the tracer is in place before the client forks its background fibers.
+    Layer.provide(Telemetry.layerTracing)
   )
 
 // With a key: apixo (or APIXO_BASE_URL). Without: a fake apixo server on loopback, in this process,
