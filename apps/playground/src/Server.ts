@@ -417,6 +417,11 @@ export const serve = (options: ServeOptions) =>
     )
   )
 
-// Node's own limits: a client must send its headers, and its whole request, in bounded time.
+// Node's own limits: a client must send its headers, and its whole request, in bounded time
+// (checked every second rather than Node's default 30 s, so a slow sender is cut close to the limit).
 const makeNodeServer = (limits: ServeSettings.Limits) =>
-  createServer({ requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs })
+  createServer({
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    connectionsCheckingInterval: 1000
+  })

@@ -2,6 +2,7 @@
 // another origin, another Host, a form without its CSRF token, a 1 GB body, 2000 event streams.
 import { describe, expect, it } from "@effect/vitest"
 import { request as httpRequest, type IncomingMessage } from "node:http"
+import { connect } from "node:net"
 import { afterAll, beforeAll } from "vitest"
 import { bearer, formTokens, freePort, postForm, type Served, startServe } from "./serve.js"
 import { runCli, tempHome, childEnv } from "./utils.js"
@@ -263,6 +264,25 @@ describe("reelkit serve, attacked", () => {
     const icon = await fetch(`${served.base}/favicon.svg`)
     expect(icon.status).toBe(200)
     expect(icon.headers.get("content-type")).toBe("image/svg+xml")
+  })
+
+  it("a client that never finishes its headers is cut off by the server (slowloris)", async () => {
+    const url = new URL(served.base)
+    const socket = connect(Number(url.port), url.hostname)
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve)
+      socket.once("error", reject)
+    })
+    // Half a request, then nothing: the server's headers timeout (10 s) must close the socket.
+    socket.write(`GET / HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${served.token}\r\n`)
+    let answer = ""
+    socket.on("data", (chunk: Buffer) => {
+      answer += chunk.toString()
+    })
+    await new Promise<void>((resolve) => socket.once("close", () => resolve()))
+    // Node answers 408 Request Timeout before closing (or just closes); it never serves the page.
+    expect(answer === "" || answer.startsWith("HTTP/1.1 408")).toBe(true)
+    expect(served.alive()).toBe(true)
   })
 
   it("the token was printed once, in the start-up URL, and nowhere else", async () => {
