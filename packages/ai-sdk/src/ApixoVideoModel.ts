@@ -68,7 +68,12 @@ const statusOf = (
 ): Effect.Effect<Experimental_VideoModelV4OperationStatusResult> =>
   Effect.map(responseOf(modelId), (response): Experimental_VideoModelV4OperationStatusResult => {
     const providerMetadata = {
-      [providerName]: { taskKey: record.taskKey, taskId: record.remoteTaskId ?? null, state: record.state }
+      [providerName]: {
+        taskKey: record.taskKey,
+        taskId: record.remoteTaskId ?? null,
+        // Without an artifact store, `succeeded` is only the moment before `completed`.
+        state: record.state === "succeeded" ? "completed" : record.state
+      }
     }
     switch (record.state) {
       case "succeeded":

@@ -296,6 +296,15 @@ describe("start, status, webhooks", () => {
     })
   )
 
+  it.scoped("n videos are n tasks, each started once under its own idempotency key", () =>
+    withFake({}, async ({ fake, provider, poll }) => {
+      const result = await generateVideo({ model: provider().video("vidu-q3"), prompt, n: 2, poll, download })
+      expect(result.videos.map((video) => video.uint8Array)).toEqual([sampleVideo, sampleVideo])
+      expect([fake.tasks.length, requestsTo(fake, "generate").length, fake.bills.length]).toEqual([2, 2, 2])
+      expect(result.providerMetadata.apixo).toMatchObject({ state: "completed" })
+    })
+  )
+
   it.scoped("options Vidu Q3 has no use for become the SDK's unsupported warnings", () =>
     withFake({}, async ({ provider }) => {
       const started = await startVideo({
@@ -326,6 +335,21 @@ describe("start, status, webhooks", () => {
       expect(status.status).toBe("completed")
       const snapshot = await run(limits.snapshot)
       expect([snapshot.tasksInFlight, snapshot.requestsInWindow]).toEqual([0, 2])
+    })
+  )
+
+  it.scoped("a ledger given as a layer is built once per instance: a repeated key is the same task", () =>
+    withFake({}, async ({ fake, provider }) => {
+      const model = provider({ ledger: TaskLedger.layerMemory, limits: AccountLimits.layerMemory() }).video("vidu-q3")
+      const headers = { "idempotency-key": "order-7" }
+      const first = await startVideo({ model, prompt, headers })
+      const second = await startVideo({ model, prompt, headers })
+      expect(second.operation).toEqual(first.operation)
+      expect(requestsTo(fake, "generate")).toHaveLength(1)
+      // The same key with another input is a conflict, refused before anything is sent.
+      const conflict = asApiCallError(await rejectionOf(startVideo({ model, prompt: "another prompt", headers })))
+      expect([conflict.statusCode, conflict.isRetryable]).toEqual([409, false])
+      expect(requestsTo(fake, "generate")).toHaveLength(1)
     })
   )
 
