@@ -239,32 +239,28 @@ const resubmit = Command.make(
   )
 )
 
+/** `--port` and `--host` of the commands that listen (on loopback unless told otherwise). */
+const listenOptions = (defaultPort: number) => ({
+  port: integerIn("port", 0, 65535, "a port").pipe(
+    Options.withDescription("Port to listen on (0 picks a free one)."),
+    Options.withDefault(defaultPort)
+  ),
+  host: nonEmptyText("host", "an interface address").pipe(
+    Options.withDescription("Interface to listen on."),
+    Options.withDefault("127.0.0.1")
+  )
+})
+
 const serve = Command.make(
   "serve",
-  {
-    port: integerIn("port", 0, 65535, "a port").pipe(
-      Options.withDescription("Port to listen on (0 picks a free one)."),
-      Options.withDefault(3000)
-    ),
-    host: nonEmptyText("host", "an interface address").pipe(
-      Options.withDescription("Interface to listen on."),
-      Options.withDefault("127.0.0.1")
-    )
-  },
+  listenOptions(3000),
   lazy(loadCommands, (commands, flags: { readonly port: number; readonly host: string }) => commands.serve(flags))
 ).pipe(Command.withDescription("Serve the web app: a form per mode, a live task list, task pages with the video."))
 
 const fakeApixo = Command.make(
   "fake-apixo",
   {
-    port: integerIn("port", 0, 65535, "a port").pipe(
-      Options.withDescription("Port to listen on, on --host (0 picks a free one)."),
-      Options.withDefault(0)
-    ),
-    host: nonEmptyText("host", "an interface address").pipe(
-      Options.withDescription("Interface to listen on."),
-      Options.withDefault("127.0.0.1")
-    ),
+    ...listenOptions(0),
     processingAfter: secondsOption("processing-after").pipe(
       Options.withDescription("Seconds from a task's creation to processing."),
       Options.withDefault(1)
