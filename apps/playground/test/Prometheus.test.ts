@@ -118,6 +118,11 @@ afterAll(async () => {
   await served?.stop()
 })
 
+/** The answer of an instant query. */
+interface Vector {
+  readonly result: ReadonlyArray<{ readonly metric: Record<string, string>; readonly value: [number, string] }>
+}
+
 const api = async <A>(path: string): Promise<A> => {
   const response = await fetch(`${prometheusUrl}${path}`)
   expect(response.status).toBe(200)
@@ -139,16 +144,14 @@ describe.skipIf(!hasPrometheus)("Prometheus scraping reelkit serve", () => {
     expect(byJob["reelkit-without-token"]!.health).toBe("down")
     expect(byJob["reelkit-without-token"]!.lastError).toContain("401")
 
-    const submits = await api<{ result: ReadonlyArray<{ metric: Record<string, string>; value: [number, string] }> }>(
+    const submits = await api<Vector>(
       `/api/v1/query?query=${encodeURIComponent('reelkit_submits_total{job="reelkit"}')}`
     )
     expect(submits.result).toHaveLength(1)
     expect(submits.result[0]!.metric).toMatchObject({ provider: "apixo", model: "vidu-q3" })
     expect(Number(submits.result[0]!.value[1])).toBeGreaterThanOrEqual(1)
 
-    const up = await api<{ result: ReadonlyArray<{ metric: Record<string, string>; value: [number, string] }> }>(
-      `/api/v1/query?query=up`
-    )
+    const up = await api<Vector>("/api/v1/query?query=up")
     const upOf = Object.fromEntries(up.result.map((sample) => [sample.metric.job, sample.value[1]]))
     expect(upOf).toEqual({ reelkit: "1", "reelkit-without-token": "0" })
   })
