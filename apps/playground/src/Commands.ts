@@ -83,6 +83,10 @@ const printTasks = (records: ReadonlyArray<TaskLedger.TaskRecord>, asJson: "obje
 export const resumeHint = (taskKey: string): string =>
   `reelkit: stopped waiting for ${taskKey}; the task goes on at apixo. Resume with: reelkit wait ${taskKey}`
 
+/** The hint printed when Ctrl-C stops a submit before it returned: the ledger knows what happened. */
+export const submitInterrupted =
+  'reelkit: stopped while submitting; run "reelkit reconcile" to finish the task if it was sent, or "reelkit list" to see it'
+
 /**
  * Follows a task to its end with progress on stderr, prints its row (also when it failed or the
  * deadline passed), and fails with the outcome's error. Stopped by Ctrl-C, it says how to resume.
@@ -104,10 +108,7 @@ const followTask = (reference: string, waitOptions: TaskClient.WaitOptions, asJs
             startedAt,
             state: record.state,
             firstPollAt: Math.max(now, startedAt + firstPollAfter)
-          }).pipe(
-            Effect.either,
-            Effect.onInterrupt(() => printErr(resumeHint(record.taskKey)))
-          )
+          }).pipe(Effect.either)
         })
     const final = yield* client.lookup(record.taskKey)
     yield* printTasks([final], asJson ? "object" : false)
@@ -129,7 +130,7 @@ const followTask = (reference: string, waitOptions: TaskClient.WaitOptions, asJs
       })
     }
     if (final.state === "ambiguous") return yield* new ExitWith({ code: ExitCode.other })
-  })
+  }).pipe(Effect.onInterrupt(() => printErr(resumeHint(reference))))
 
 // ---- cost and confirmation --------------------------------------------------------------------
 
@@ -211,11 +212,13 @@ export const generate = (flags: GenerateFlags): Effect.Effect<void, unknown> =>
     yield* withPlayground(
       Effect.gen(function* () {
         const client = yield* TaskClient.TaskClient
-        const handle = yield* client.start(input, {
-          idempotencyKey: Option.getOrUndefined(flags.idempotencyKey),
-          callbackUrl,
-          providerOptions: provider === undefined ? undefined : { provider }
-        })
+        const handle = yield* client
+          .start(input, {
+            idempotencyKey: Option.getOrUndefined(flags.idempotencyKey),
+            callbackUrl,
+            providerOptions: provider === undefined ? undefined : { provider }
+          })
+          .pipe(Effect.onInterrupt(() => printErr(submitInterrupted)))
         if (flags.noWait) {
           if (!flags.json) yield* printErr(`Submitted; run "reelkit wait ${handle.taskKey}" to wait for it.`)
           return yield* printTasks([yield* client.lookup(handle.taskKey)], flags.json ? "object" : false)
