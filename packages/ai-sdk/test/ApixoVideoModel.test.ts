@@ -249,6 +249,25 @@ describe("start, status, webhooks", () => {
     })
   )
 
+  it.scoped("a 5xx on a status check is retryable (asking again is harmless) and the next check answers", () =>
+    withFake(
+      { faults: [{ match: { route: "status", nth: 1 }, fault: FakeApixo.status5xx(503) }] },
+      async ({ fake, provider, advance }) => {
+        const model = provider().video("vidu-q3")
+        const { operation } = await startVideo({ model, prompt })
+        await advance(5_000)
+        const error = asApiCallError(await rejectionOf(getVideoStatus(model, { operation, maxRetries: 0 })))
+        expect([error.statusCode, error.isRetryable, error.url]).toEqual([
+          503,
+          true,
+          `${fake.url}/api/v1/statusTask/vidu-q3`
+        ])
+        expect((await getVideoStatus(model, { operation, maxRetries: 0 })).status).toBe("completed")
+        expect(requestsTo(fake, "status").map((request) => request.status)).toEqual([503, 200])
+      }
+    )
+  )
+
   it.scoped("an operation that is not a reelkit handle is refused without a request", () =>
     withFake({}, async ({ fake, provider }) => {
       const error = asApiCallError(

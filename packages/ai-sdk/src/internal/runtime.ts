@@ -91,6 +91,8 @@ const httpClientLayer = (settings: RuntimeSettings): Layer.Layer<HttpClient.Http
   ).pipe(Layer.provide(fetchLayer))
 }
 
+// Each model's client is `TaskClient.layer` over the model's `TaskProvider`; every other service
+// the client needs comes from `base` in `makeLayer`, so a client that needs more is wired there.
 const modelClientsLayer = (options: TaskClient.Options | undefined) =>
   Layer.scoped(
     ModelClients,
