@@ -73,7 +73,9 @@ export const confirmAbove: Config.Config<Option.Option<number>> = Config.option(
       const amount = Number(text.trim())
       return text.trim() !== "" && Number.isFinite(amount) && amount >= 0
         ? Either.right(amount)
-        : Either.left(ConfigError.InvalidData([], `must be an amount, 0 or more (got "${text}")`))
+        : Either.left(
+            ConfigError.InvalidData(["REELKIT_CONFIRM_ABOVE"], `must be an amount, 0 or more (got "${text}")`)
+          )
     })
   )
 )

@@ -149,8 +149,16 @@ export const describe = (error: unknown, secrets: ReadonlyArray<string> = []): s
       return sentence(`The apixo balance cannot pay for this task (${message})`, secrets)
     case "DeadlineExceeded":
       return sentence(`${message} with "reelkit wait ${(error as { taskKey: string }).taskKey}"`, secrets)
-    case "ConfigError":
-      return sentence(`Invalid configuration: ${message}`, secrets)
+    case "ConfigError": {
+      // A setting's own check names it in the error's path (e.g. REELKIT_PRICING); Config prefixes
+      // the variable's name again on the way out, so repeated names are said once.
+      const path = [...new Set((error as { readonly path?: ReadonlyArray<string> }).path ?? [])]
+      return path.length === 0
+        ? sentence(`Invalid configuration: ${message}`, secrets)
+        : sentence(`${path.join(".")} ${message}; fix it or unset it`, secrets)
+    }
+    case "UnknownTask":
+      return sentence(`${message.replace(/[.]$/, "")}; run "reelkit list" to see the recorded tasks`, secrets)
     case "LedgerError":
       return sentence(`The task ledger failed (${message})`, secrets)
     case "ArtifactStoreError":

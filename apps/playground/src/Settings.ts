@@ -7,6 +7,10 @@ import { TaskError, type TaskLedger } from "@reelkit/core"
 import { ViduQ3Pricing } from "@reelkit/provider-vidu-q3"
 import * as SqliteLedger from "@reelkit/storage/SqliteLedger"
 import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -27,6 +31,20 @@ export interface Settings {
   readonly pricing: Option.Option<ViduQ3Pricing.ViduQ3Pricing>
 }
 
+// The provider's own reader, with the variable named in the error and only the first issue kept.
+const pricingConfig: Config.Config<ViduQ3Pricing.ViduQ3Pricing> = Config.string("REELKIT_PRICING").pipe(
+  Config.mapOrFail((text) =>
+    Either.mapLeft(Schema.decodeEither(ViduQ3Pricing.PricingFromJson)(text), (error) => {
+      const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+      const where = issue === undefined || issue.path.length === 0 ? "" : ` at ${issue.path.join(".")}`
+      return ConfigError.InvalidData(
+        ["REELKIT_PRICING"],
+        `is not a Vidu Q3 price table${where} (${issue?.message ?? "invalid"}), e.g. {"currency":"USD","standard":{"720p":0.1},"turbo":{"720p":0.05}}`
+      )
+    })
+  )
+)
+
 /** Reads the settings from the environment. */
 export const settings: Config.Config<Settings> = Config.all({
   home: Config.string("REELKIT_HOME").pipe(
@@ -39,7 +57,7 @@ export const settings: Config.Config<Settings> = Config.all({
   baseUrl: Config.option(Config.nonEmptyString("APIXO_BASE_URL")),
   publicUrl: Config.option(Config.nonEmptyString("REELKIT_PUBLIC_URL")),
   secret: Config.option(Config.redacted("REELKIT_CALLBACK_SECRET")),
-  pricing: Config.option(ViduQ3Pricing.config("REELKIT_PRICING"))
+  pricing: Config.option(pricingConfig)
 }).pipe(
   Config.map(({ publicUrl, secret, ...rest }) => ({
     ...rest,

@@ -133,6 +133,29 @@ describe.concurrent("reelkit as a process", () => {
     expect(existsSync(`${home}/ledger.sqlite`)).toBe(false)
   })
 
+  it("a bad REELKIT_PRICING or REELKIT_CONFIRM_ABOVE is named in one sentence, before anything is sent", async () => {
+    const home = tempHome()
+    const [pricingRun, confirmRun] = await Promise.all([
+      runCli(
+        ["estimate", "--mode", "text-to-video", "--resolution", "720p", "--duration", "4"],
+        env(home, { REELKIT_PRICING: '{"currency":"USD","standard":{"720p":-1},"turbo":{}}' })
+      ),
+      runCli(
+        ["generate", "--mode", "text-to-video", "--prompt", "a badly configured fox"],
+        env(home, { REELKIT_CONFIRM_ABOVE: "lots" })
+      )
+    ])
+    expect(pricingRun.code).toBe(2)
+    expect(pricingRun.stderr).toMatch(
+      /^reelkit: REELKIT_PRICING is not a Vidu Q3 price table at standard\.720p \(.+\), e\.g\. \{.+\}; fix it or unset it\.\n$/
+    )
+    expect(confirmRun.code).toBe(2)
+    expect(confirmRun.stderr).toBe(
+      'reelkit: REELKIT_CONFIRM_ABOVE must be an amount, 0 or more (got "lots"); fix it or unset it.\n'
+    )
+    expect(tasksOf("a badly configured fox")).toEqual([])
+  })
+
   it("estimate prints the cost from REELKIT_PRICING; without prices it says what to set", async () => {
     const home = tempHome()
     const args = ["estimate", "--mode", "turbo-text-to-video", "--resolution", "720p", "--duration", "8"]
