@@ -46,6 +46,13 @@ export interface ApixoProviderSettings {
   readonly limits?: AccountLimits.Service | Layer.Layer<AccountLimits.AccountLimits, unknown> | undefined
   /** Options of the reelkit `TaskClient` behind each model (retry schedule, leases, ...). */
   readonly taskClient?: TaskClient.Options | undefined
+  /**
+   * Hold one of the account's concurrent-task slots from a task's start until this instance sees
+   * it finish (default false: only while its submit is sent). Only for instances that follow
+   * every task they start to its end, as `experimental_generateVideo` does: a task checked in
+   * another process would keep this instance's slot.
+   */
+  readonly holdTaskSlots?: boolean | undefined
 }
 
 /** The apixo provider: video models, and `NoSuchModelError` for every other kind. */
@@ -83,7 +90,8 @@ export const createApixo = (settings: ApixoProviderSettings = {}): ApixoProvider
     fetch: settings.fetch,
     ledger: settings.ledger,
     limits: settings.limits,
-    taskClient: settings.taskClient
+    taskClient: settings.taskClient,
+    holdTaskSlots: settings.holdTaskSlots
   })
   const models = new Map<string, ApixoVideoModel.ApixoVideoModel>()
   const videoModel = (modelId: ApixoVideoModelId): ApixoVideoModel.ApixoVideoModel => {

@@ -343,14 +343,16 @@ describe("start, status, webhooks", () => {
       const ledger = await run(TaskLedger.makeMemory)
       const limits = await run(AccountLimits.makeMemory())
       const headers = { "idempotency-key": "order-42" }
-      const first = await startVideo({ model: provider({ ledger, limits }).video("vidu-q3"), prompt, headers })
-      const second = await startVideo({ model: provider({ ledger, limits }).video("vidu-q3"), prompt, headers })
+      const shared = { ledger, limits, holdTaskSlots: true }
+      const model = provider(shared).video("vidu-q3")
+      const first = await startVideo({ model, prompt, headers })
+      const second = await startVideo({ model: provider(shared).video("vidu-q3"), prompt, headers })
       expect(second.operation).toEqual(first.operation)
       expect(requestsTo(fake, "generate")).toHaveLength(1)
-      // The task holds a slot of the shared budget until a status check (here, a third instance) sees it end.
+      // With holdTaskSlots, the task holds a slot of the shared budget until a status check sees it end.
       expect((await run(limits.snapshot)).tasksInFlight).toBe(1)
       await advance(5_000)
-      const status = await getVideoStatus(provider({ ledger, limits }).video("vidu-q3"), { operation: first.operation })
+      const status = await getVideoStatus(model, { operation: first.operation })
       expect(status.status).toBe("completed")
       const snapshot = await run(limits.snapshot)
       expect([snapshot.tasksInFlight, snapshot.requestsInWindow]).toEqual([0, 2])
@@ -372,12 +374,16 @@ describe("start, status, webhooks", () => {
     })
   )
 
-  it.scoped("with the instance's own budget, tasks nobody checks here do not block later starts", () =>
+  it.scoped("by default, tasks nobody checks here do not block later starts, nor a supplied budget", () =>
     // Ten unchecked tasks would hold all ten slots of apixo's limits, and the eleventh start would wait for ever.
-    withFake({ concurrentTasks: 20, timings: { completeAfter: 3_600_000 } }, async ({ fake, provider }) => {
+    withFake({ concurrentTasks: 30, timings: { completeAfter: 3_600_000 } }, async ({ fake, provider, run }) => {
       const model = provider().video("vidu-q3")
       for (let index = 0; index < 11; index++) await startVideo({ model, prompt: `${prompt} #${index}` })
-      expect(fake.tasks).toHaveLength(11)
+      const limits = await run(AccountLimits.makeMemory())
+      const withBudget = provider({ limits }).video("vidu-q3")
+      for (let index = 0; index < 11; index++) await startVideo({ model: withBudget, prompt: `${prompt} @${index}` })
+      expect(fake.tasks).toHaveLength(22)
+      expect((await run(limits.snapshot)).tasksInFlight).toBe(0)
     })
   )
 

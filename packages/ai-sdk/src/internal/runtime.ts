@@ -34,6 +34,7 @@ export interface RuntimeSettings {
   readonly ledger?: ServiceOrLayer<TaskLedger.TaskLedger, TaskLedger.Service> | undefined
   readonly limits?: ServiceOrLayer<AccountLimits.AccountLimits, AccountLimits.Service> | undefined
   readonly taskClient?: TaskClient.Options | undefined
+  readonly holdTaskSlots?: boolean | undefined
 }
 
 /** The `TaskClient` of each model of this provider instance. */
@@ -43,12 +44,11 @@ class ModelClients extends Context.Tag("@reelkit/ai-sdk/ModelClients")<
 >() {}
 
 /**
- * How long a task holds one of the account's concurrent-task slots. With a budget the caller
- * supplied (shared with every process of the key), from the start until a status check anywhere
- * sees it finish. With this instance's own in-memory budget, only while its submit is being sent:
- * a task started here may be followed in another process, which could never give this one's slot
- * back, and ten such starts would block the eleventh for ever. apixo still refuses an eleventh
- * running task with a 429, which is retried like any other.
+ * How long a task holds one of the account's concurrent-task slots. By default only while its
+ * submit is being sent: a task started here may be followed in another process, which cannot give
+ * this process's slot back (a slot belongs to the process that took it), so ten such starts would
+ * block the eleventh for ever. apixo itself refuses an eleventh running task with a 429, which is
+ * retried like any other. With `holdTaskSlots`, from the start until this instance sees it finish.
  */
 class SlotPolicy extends Context.Tag("@reelkit/ai-sdk/SlotPolicy")<
   SlotPolicy,
@@ -118,7 +118,7 @@ const makeLayer = (settings: RuntimeSettings) => {
     apixo,
     serviceLayer(TaskLedger.TaskLedger, settings.ledger, TaskLedger.layerMemory),
     serviceLayer(AccountLimits.AccountLimits, settings.limits, AccountLimits.layerMemory()),
-    Layer.succeed(SlotPolicy, { holdUntilFinished: settings.limits !== undefined })
+    Layer.succeed(SlotPolicy, { holdUntilFinished: settings.holdTaskSlots === true })
   )
   // A layer that cannot be built (a ledger that cannot open its file) is a defect of every call.
   return modelClientsLayer(settings.taskClient).pipe(Layer.provideMerge(base), Layer.orDie)
