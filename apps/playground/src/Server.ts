@@ -156,7 +156,11 @@ export const makeRouter = (
       })
 
     const estimateOf = (fields: { readonly mode: string; readonly duration?: number; readonly resolution?: string }) =>
-      Pages.estimateLine(Cost.estimate(fields, playground.settings.pricing), fields)
+      Pages.estimateLine(
+        Cost.estimate(fields, playground.settings.pricing),
+        fields,
+        Option.isSome(playground.settings.pricing)
+      )
 
     // Each rendering of the form gets a new nonce (its idempotency key) and the CSRF token made for it.
     const homePage = (form: Pages.FormState | undefined, status: number) =>
@@ -189,7 +193,7 @@ export const makeRouter = (
     const submit = Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const body = yield* FormBody.read(request, limits.formBodyBytes)
-      if (Option.isNone(body)) return Guard.tooLarge(limits.formBodyBytes)
+      if (Option.isNone(body)) return yield* Guard.tooLarge(request, limits.formBodyBytes)
       const values = formValues(body.value)
       const nonce = values[Pages.submissionField]
       const csrf = values[Access.csrfField]

@@ -215,6 +215,43 @@ describe("reelkit serve, attacked", () => {
     expect(page.status).toBe(200)
   })
 
+  it("a sender that ignores its 413 and keeps sending is cut off, having sent far less than 1 GB", async () => {
+    const url = new URL(served.base)
+    const socket = connect(Number(url.port), url.hostname)
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve)
+      socket.once("error", reject)
+    })
+    socket.on("error", () => {})
+    let answer = ""
+    socket.on("data", (chunk: Buffer) => {
+      answer += chunk.toString()
+    })
+    socket.write(
+      `POST /tasks HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${served.token}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${gib}\r\n\r\n`
+    )
+    const chunk = Buffer.alloc(64 * 1024, "a")
+    let sent = 0
+    let closed = false
+    const pump = () => {
+      while (!closed && sent < gib) {
+        sent += chunk.byteLength
+        if (!socket.write(chunk)) return void socket.once("drain", pump)
+      }
+    }
+    const ended = new Promise<void>((resolve) =>
+      socket.once("close", () => {
+        closed = true
+        resolve()
+      })
+    )
+    pump()
+    await ended
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /)
+    expect(sent).toBeLessThan(gib)
+    expect(served.alive()).toBe(true)
+  })
+
   it("2000 event streams: the cap refuses the surplus with 503 and GET / still answers", async () => {
     const streams = await Promise.all(Array.from({ length: 2000 }, openEventStream))
     try {
@@ -240,6 +277,17 @@ describe("reelkit serve, attacked", () => {
     } finally {
       for (const stream of streams) stream.close()
     }
+    // Closed streams give their places back: the server's own gauge says when all are released.
+    const openStreams = async () => {
+      const text = await (await fetch(`${served.base}/metrics`, { headers: bearer(served.token) })).text()
+      return Number(/^reelkit_serve_event_streams\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? Number.NaN)
+    }
+    let open = await openStreams()
+    while (open > 0) open = await openStreams()
+    expect(open).toBe(0)
+    const again = await openEventStream()
+    expect(again.status).toBe(200)
+    again.close()
   })
 
   it("a body on a GET is refused with 413; the callback endpoint answers without the token", async () => {

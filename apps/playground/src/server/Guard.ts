@@ -10,6 +10,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Access from "./Access.js"
+import * as RefusedBody from "./RefusedBody.js"
 import type { Limits } from "./ServeSettings.js"
 
 /** Where the server may be reached: `host[:port]` values of the `Host` header, lower case. */
@@ -57,12 +58,12 @@ const securityHeaders = {
 const plain = (status: number, text: string, headers: Record<string, string> = {}) =>
   HttpServerResponse.text(`${text}\n`, { status, headers })
 
-/**
- * The answer to a body over the cap, sent at once. The connection is not cut under the sender
- * (a reset could destroy the answer before the client reads it): Node discards whatever else
- * arrives, holding none of it, until the client stops or the request timeout closes the socket.
- */
-export const tooLarge = (limit: number) => plain(413, `reelkit: the request body is larger than ${limit} bytes.`)
+/** The answer to a body over the cap, sent at once; see `RefusedBody` for how its connection ends. */
+export const tooLarge = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
+  Effect.as(
+    RefusedBody.lingerThenClose(request),
+    plain(413, `reelkit: the request body is larger than ${limit} bytes.`)
+  )
 
 const unauthorized = (path: string) =>
   path === "/" || path.startsWith("/tasks")
@@ -82,7 +83,7 @@ const capOf = (method: string, path: string, limits: Limits): number =>
       ? limits.callbackBodyBytes
       : limits.formBodyBytes
 
-/** Builds the middleware for a server reachable at `reachable`, guarded by `keys`. */
+/** Builds the middleware for a server reachable at `reachable`, guarded by `keys`; GET handlers time out. */
 export const make = (options: {
   readonly keys: Access.Keys
   readonly reachable: Reachable
@@ -98,8 +99,8 @@ export const make = (options: {
 
       const cap = capOf(request.method, path, limits)
       const declared = headers["content-length"]
-      if (declared !== undefined && !(Number(declared) <= cap)) return tooLarge(cap)
-      if (cap === 0 && headers["transfer-encoding"] !== undefined) return tooLarge(cap)
+      if (declared !== undefined && !(Number(declared) <= cap)) return yield* tooLarge(request, cap)
+      if (cap === 0 && headers["transfer-encoding"] !== undefined) return yield* tooLarge(request, cap)
 
       if (!isPublicPath(path)) {
         // DNS rebinding: a page of another site resolving its own name to 127.0.0.1 sends its own Host.
@@ -126,6 +127,9 @@ export const make = (options: {
         if (!Access.isAuthorized(keys, headers)) return unauthorized(path)
       }
 
+      // A submit is not cut short: it may already be on its way to apixo, and an answer of 503 for a
+      // task that was created would invite a second one. apixo's client bounds it with its own timeouts.
+      if (request.method !== "GET" && request.method !== "HEAD") return yield* app
       return yield* app.pipe(
         Effect.timeoutTo({
           duration: Duration.millis(limits.handlerTimeoutMs),
