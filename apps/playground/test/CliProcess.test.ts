@@ -9,9 +9,11 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { existsSync } from "node:fs"
 import { createServer } from "node:net"
+import { spawn } from "node:child_process"
+import { join } from "node:path"
 import { afterAll, beforeAll } from "vitest"
 import { ledgerLayer } from "../src/Settings.js"
-import { childEnv, runCli, startCli, tempHome, waitForOutput } from "./utils.js"
+import { appDir, childEnv, runCli, startCli, tempHome, waitForOutput } from "./utils.js"
 
 let fake: FakeApixo.Running
 let env: (home: string, extra?: Record<string, string>) => NodeJS.ProcessEnv
@@ -289,5 +291,29 @@ describe.concurrent("reelkit as a process", () => {
     }
     const stopped = await served.finished
     expect(stopped.code).toBe(130)
+  })
+
+  it("a SIGTERM to the pnpm that started it stops the CLI too (nothing is left listening)", async () => {
+    // As in `npx --yes pnpm@10.34.9 reelkit fake-apixo`: npx -> pnpm -> sh -c -> node.
+    const child = spawn("npx", ["--yes", "pnpm@10.34.9", "reelkit", "fake-apixo", "--port", "0"], {
+      cwd: join(appDir, "..", ".."),
+      env: childEnv({}),
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    const output = { stdout: "", stderr: "" }
+    child.stdout.on("data", (chunk: Buffer) => {
+      output.stdout += chunk.toString("utf8")
+    })
+    child.stderr.on("data", (chunk: Buffer) => {
+      output.stderr += chunk.toString("utf8")
+    })
+    // Every process of the chain holds the pipe: it closes once the last of them has exited.
+    const closed = new Promise<void>((resolve) => child.stdout.on("close", () => resolve()))
+    await waitForOutput(child, output, (seen) => /listening on http:\/\/\S+/.test(seen.stdout))
+    const url = /listening on (http:\/\/[^\s(]+)/.exec(output.stdout)![1]!
+    child.kill("SIGTERM")
+    await closed
+    expect(output.stderr).toContain("reelkit: the package manager that started this command has exited; stopping.")
+    await expect(fetch(`${url}/api/v1/statusTask/vidu-q3?taskId=task_x`)).rejects.toThrow()
   })
 })
