@@ -68,7 +68,7 @@ export const tooLarge = (request: HttpServerRequest.HttpServerRequest, limit: nu
 const unauthorized = (path: string) =>
   path === "/" || path.startsWith("/tasks")
     ? HttpServerResponse.text(
-        `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Access token needed</title></head><body style="font: 15px/1.45 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem"><h1>Access token needed</h1><p>This reelkit server spends money with the key it holds, so it answers only with its access token. Open the URL <code>reelkit serve</code> printed when it started (it ends in <code>/?token=...</code>), or send <code>Authorization: Bearer &lt;token&gt;</code>.</p></body></html>`,
+        `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Access token needed</title></head><body style="font: 15px/1.45 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem"><h1>Access token needed</h1><p>This reelkit server spends money with the key it holds, so it answers only with its access token. Open the URL <code>reelkit serve</code> printed when it started (it ends in <code>/?token=...</code>; when <code>REELKIT_SERVE_TOKEN</code> set the token, add <code>/?token=</code> and that token yourself), or send <code>Authorization: Bearer &lt;token&gt;</code>.</p></body></html>`,
         { status: 401, contentType: "text/html; charset=utf-8", headers: { "www-authenticate": "Bearer" } }
       )
     : plain(401, "reelkit: this server needs its access token (Authorization: Bearer <token>).", {
