@@ -28,8 +28,11 @@ describe("Access", () => {
     expect(Access.isValidCsrf(otherServer, "nonce-1", csrf)).toBe(false)
   })
 
-  it("the session cookie is HttpOnly and SameSite=Strict", () => {
+  it("the session cookie is HttpOnly and SameSite=Strict, and Secure when reached over HTTPS", () => {
     expect(Access.sessionCookie(keys)).toBe(`reelkit_session=${keys.session}; Path=/; HttpOnly; SameSite=Strict`)
+    expect(Access.sessionCookie(keys, { secure: true })).toBe(
+      `reelkit_session=${keys.session}; Path=/; HttpOnly; SameSite=Strict; Secure`
+    )
   })
 })
 
@@ -42,6 +45,7 @@ describe("Guard.reachableAt", () => {
     expect(reachable.origins.has("http://localhost:3000")).toBe(true)
     expect(reachable.origins.has("https://reel.example.com")).toBe(true)
     expect(reachable.origins.has("http://evil.example")).toBe(false)
+    expect([...reachable.secureHosts]).toEqual(["reel.example.com"])
   })
 
   it("a wildcard bind trusts no extra name", () => {

@@ -18,6 +18,8 @@ export interface Reachable {
   readonly hosts: ReadonlySet<string>
   /** The origins a browser sends from this server's own pages. */
   readonly origins: ReadonlySet<string>
+  /** Hosts reached over HTTPS (the public URL's, behind a TLS proxy): their cookie is `Secure`. */
+  readonly secureHosts: ReadonlySet<string>
 }
 
 /** The hosts and origins of a server bound to `host:port`, plus the public URL it is known by. */
@@ -33,12 +35,14 @@ export const reachableAt = (options: {
   }
   const hosts = new Set(names.map((name) => `${name.toLowerCase()}:${options.port}`))
   const origins = new Set([...hosts].map((host) => `http://${host}`))
+  const secureHosts = new Set<string>()
   if (options.publicUrl !== undefined) {
     const url = new URL(options.publicUrl)
     hosts.add(url.host.toLowerCase())
     origins.add(url.origin.toLowerCase())
+    if (url.protocol === "https:") secureHosts.add(url.host.toLowerCase())
   }
-  return { hosts, origins }
+  return { hosts, origins, secureHosts }
 }
 
 /** Paths anyone may fetch: the callback endpoint (its URLs carry their own signed token) and the icon. */
@@ -121,7 +125,12 @@ export const make = (options: {
           url.searchParams.delete("token")
           return HttpServerResponse.redirect(`${path}${url.search}`, {
             status: 303,
-            headers: { "set-cookie": Access.sessionCookie(keys), "cache-control": "no-store" }
+            headers: {
+              "set-cookie": Access.sessionCookie(keys, {
+                secure: reachable.secureHosts.has((headers.host ?? "").toLowerCase())
+              }),
+              "cache-control": "no-store"
+            }
           })
         }
         if (!Access.isAuthorized(keys, headers)) return unauthorized(path)
