@@ -9,6 +9,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Access from "./Access.js"
 import * as RefusedBody from "./RefusedBody.js"
 import type { Limits } from "./ServeSettings.js"
@@ -44,6 +45,11 @@ export const reachableAt = (options: {
   }
   return { hosts, origins, secureHosts }
 }
+
+/** Answers of `serve`, by status code (a few values: no path, no token, nothing a client chose). */
+export const responses = Metric.counter("reelkit_serve_responses_total", {
+  description: "Answers of reelkit serve, by HTTP status"
+})
 
 /** Paths anyone may fetch: the callback endpoint (its URLs carry their own signed token) and the icon. */
 export const isPublicPath = (path: string): boolean => path.startsWith("/callbacks/") || path === "/favicon.svg"
@@ -146,5 +152,8 @@ export const make = (options: {
           onTimeout: () => plain(503, "reelkit: the server took too long to answer; try again.")
         })
       )
-    }).pipe(Effect.map((response) => HttpServerResponse.setHeaders(response, securityHeaders)))
+    }).pipe(
+      Effect.tap((response) => Metric.increment(Metric.tagged(responses, "status", String(response.status)))),
+      Effect.map((response) => HttpServerResponse.setHeaders(response, securityHeaders))
+    )
   )
