@@ -125,6 +125,11 @@ describe("reelkit serve, attacked", () => {
     const page = await fetch(served.base, { headers: { cookie: session } })
     expect(page.status).toBe(200)
     expect(await page.text()).toContain('name="csrf"')
+    // The redirect keeps the page asked for, and never sends the browser to another site.
+    const deep = await fetch(`${served.base}/tasks/tk_x?token=${served.token}&keep=1`, { redirect: "manual" })
+    expect(deep.headers.get("location")).toBe("/tasks/tk_x?keep=1")
+    const away = await fetch(`${served.base}//evil.example?token=${served.token}`, { redirect: "manual" })
+    expect(away.headers.get("location")).toBe("/")
     const events = await fetch(`${served.base}/events`, { headers: { cookie: session } })
     expect(events.status).toBe(200)
     await events.body?.cancel()

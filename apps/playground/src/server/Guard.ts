@@ -129,7 +129,8 @@ export const make = (options: {
           if (!Access.isToken(keys, queryToken)) return unauthorized(path)
           // The token leaves the address bar at once: the cookie carries the session from here on.
           url.searchParams.delete("token")
-          return HttpServerResponse.redirect(`${path}${url.search}`, {
+          // `//host` would be read as another site's address: such a path goes home instead.
+          return HttpServerResponse.redirect(`${path.startsWith("//") ? "/" : path}${url.search}`, {
             status: 303,
             headers: {
               "set-cookie": Access.sessionCookie(keys, {
