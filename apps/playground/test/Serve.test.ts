@@ -258,6 +258,10 @@ describe("reelkit serve, attacked", () => {
   })
 
   it("2000 event streams: the cap refuses the surplus with 503 and GET / still answers", async () => {
+    // The baseline, in this run: GET / with no stream open.
+    const idleStarted = performance.now()
+    expect((await fetch(served.base, { headers: bearer(served.token) })).status).toBe(200)
+    const idle = performance.now() - idleStarted
     const streams = await Promise.all(Array.from({ length: 2000 }, openEventStream))
     try {
       const statuses = streams.map((stream) => stream.status)
@@ -270,7 +274,7 @@ describe("reelkit serve, attacked", () => {
       expect(page.status).toBe(200)
       expect(await page.text()).toContain("reelkit playground")
       console.log(
-        `2000 event streams (${accepted} open, ${refused} refused): GET / answered in ${(performance.now() - started).toFixed(0)} ms`
+        `2000 event streams (${accepted} open, ${refused} refused): GET / answered in ${(performance.now() - started).toFixed(0)} ms (${idle.toFixed(0)} ms with none open)`
       )
       // The open streams are served: each gets the list as its first event.
       const first = await new Promise<string>((resolve) =>
