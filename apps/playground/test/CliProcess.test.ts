@@ -9,11 +9,11 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { existsSync } from "node:fs"
 import { createServer } from "node:net"
-import { spawn } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import { join } from "node:path"
 import { afterAll, beforeAll } from "vitest"
 import { ledgerLayer } from "../src/Settings.js"
-import { appDir, childEnv, runCli, startCli, tempHome, waitForOutput } from "./utils.js"
+import { appDir, binary, childEnv, runCli, startCli, tempHome, waitForOutput } from "./utils.js"
 
 let fake: FakeApixo.Running
 let env: (home: string, extra?: Record<string, string>) => NodeJS.ProcessEnv
@@ -316,4 +316,44 @@ describe.concurrent("reelkit as a process", () => {
     expect(output.stderr).toContain("reelkit: the package manager that started this command has exited; stopping.")
     await expect(fetch(`${url}/api/v1/statusTask/vidu-q3?taskId=task_x`)).rejects.toThrow()
   })
+
+  // util-linux's `script` gives the CLI a terminal, so it asks instead of refusing.
+  const hasScript = (() => {
+    try {
+      execFileSync("script", ["--version"], { stdio: "ignore" })
+      return true
+    } catch {
+      return false
+    }
+  })()
+  it.skipIf(!hasScript)(
+    "on a terminal, above REELKIT_CONFIRM_ABOVE it asks: no sends nothing, yes sends once",
+    async () => {
+      const home = tempHome()
+      const prompt = "a heron asked first"
+      const settings = { REELKIT_PRICING: pricing, REELKIT_CONFIRM_ABOVE: "0" }
+      const args = ["generate", "--mode", "text-to-video", "--prompt", `'${prompt}'`, "--resolution", "720p"]
+      const onTerminal = (answer: string) =>
+        new Promise<string>((resolve, reject) => {
+          const command = [process.execPath, binary, ...args, "--duration", "4", ...fastPolls].join(" ")
+          const child = spawn("script", ["-qec", command, "/dev/null"], { cwd: appDir, env: env(home, settings) })
+          let output = ""
+          child.stdout.on("data", (chunk: Buffer) => {
+            output += chunk.toString("utf8")
+            if (output.includes("Submit this paid task? [y/N]") && !output.includes("answered")) {
+              output += "answered"
+              child.stdin.write(`${answer}\n`)
+            }
+          })
+          child.on("error", reject)
+          child.on("close", () => resolve(output))
+        })
+      const declined = await onTerminal("n")
+      expect(declined).toContain("reelkit: not submitted (declined at the prompt); nothing was sent.")
+      expect(tasksOf(prompt)).toEqual([])
+      const accepted = await onTerminal("y")
+      expect(accepted).toMatch(/tk_\S+\s+completed/)
+      expect(tasksOf(prompt)).toHaveLength(1)
+    }
+  )
 })
