@@ -293,10 +293,23 @@ const fakeApixo = Command.make(
   )
 )
 
+const budget = Command.make(
+  "budget",
+  { json },
+  lazy(
+    () => import("./Budget.js"),
+    (module, flags: { readonly json: boolean }) => module.budget(flags)
+  )
+).pipe(
+  Command.withDescription(
+    "Show the account budget left on this REELKIT_HOME: requests this minute, tasks in flight, and the spend cap today and this month."
+  )
+)
+
 // ---- root -------------------------------------------------------------------------------------
 
 /** The subcommands, in help order. */
-const subcommands = [generate, estimate, status, wait, list, reconcile, resubmit, serve, fakeApixo] as const
+const subcommands = [generate, estimate, status, wait, list, reconcile, resubmit, budget, serve, fakeApixo] as const
 
 /** The names of the subcommands (for "did you mean"). */
 export const commandNames: ReadonlyArray<string> = [
@@ -307,6 +320,7 @@ export const commandNames: ReadonlyArray<string> = [
   "list",
   "reconcile",
   "resubmit",
+  "budget",
   "serve",
   "fake-apixo"
 ]
