@@ -7,6 +7,7 @@
 import * as Args from "@effect/cli/Args"
 import type * as CliApp from "@effect/cli/CliApp"
 import * as Command from "@effect/cli/Command"
+import * as CommandDescriptor from "@effect/cli/CommandDescriptor"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
@@ -311,19 +312,10 @@ const budget = Command.make(
 /** The subcommands, in help order. */
 const subcommands = [generate, estimate, status, wait, list, reconcile, resubmit, budget, serve, fakeApixo] as const
 
-/** The names of the subcommands (for "did you mean"). */
-export const commandNames: ReadonlyArray<string> = [
-  "generate",
-  "estimate",
-  "status",
-  "wait",
-  "list",
-  "reconcile",
-  "resubmit",
-  "budget",
-  "serve",
-  "fake-apixo"
-]
+/** The names of the subcommands, in help order (for "did you mean" and the tests). */
+export const commandNames: ReadonlyArray<string> = subcommands.flatMap((subcommand) => [
+  ...CommandDescriptor.getNames<unknown>(subcommand.descriptor)
+])
 
 /** The `reelkit` command with its subcommands. */
 const command = Command.make("reelkit").pipe(
