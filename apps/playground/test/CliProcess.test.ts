@@ -252,6 +252,14 @@ describe.concurrent("reelkit as a process", () => {
       `${taskKey} is ambiguous: its submit may or may not have reached apixo, so it was not sent again. Check apixo's dashboard for a text-to-video task with prompt "${prompt}" created around `
     )
     expect(reconciled.stderr).toContain(`if there is none, run "reelkit resubmit ${taskKey}".`)
+    // wait and status say the same and exit 1: the task needs the user's decision.
+    const [waited, status] = await Promise.all([
+      runCli(["wait", taskKey], env(home)),
+      runCli(["status", taskKey], env(home))
+    ])
+    expect([waited.code, status.code]).toEqual([1, 1])
+    for (const run of [waited, status])
+      expect(lastLine(run.stderr)).toMatch(/run "reelkit resubmit tk_ambiguousheron"\.$/)
     expect(tasksOf(prompt)).toEqual([])
 
     const resubmitted = await runCli(["resubmit", taskKey, "--json", ...fastPolls], env(home))
