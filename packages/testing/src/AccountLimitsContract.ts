@@ -85,10 +85,14 @@ const defaults = (account: string, overrides: Partial<HolderOptions> = {}): Hold
 const holders = (count: number, options: HolderOptions) =>
   Effect.flatMap(Store, (store) => Effect.all(Array.from({ length: count }, () => store.makeHolder(options))))
 
-// One turn of Node's event loop, so that store I/O (sockets, files) can complete. Not a timer.
-const nextTurn = Effect.async<void>((resume) => {
-  setImmediate(() => resume(Effect.void))
-})
+// One turn of Node's event loop, so that store I/O (sockets, files) can complete: the check phase
+// at first, then (after many turns, when the store is slow) a 1 ms timer, so that a long wait does
+// not spin the CPU the store itself needs. Either way what is awaited is the store, not the time.
+const turnAfter = (turn: number) =>
+  Effect.async<void>((resume) => {
+    if (turn < 1_000) setImmediate(() => resume(Effect.void))
+    else setTimeout(() => resume(Effect.void), 1)
+  })
 
 // Calls a case has forked and not yet seen finish, per holder: a call that got its place but has
 // not yet done what follows it (reading the Clock) must finish before time moves.
@@ -116,11 +120,11 @@ export const settle = (all: ReadonlyArray<Holder>): Effect.Effect<void> =>
     // Idle twice, one event-loop turn apart: a caller that just got its place has then also
     // finished what it does right after (e.g. reading the Clock).
     let stable = 0
-    for (let turn = 0; turn < 100_000; turn++) {
+    for (let turn = 0; turn < 200_000; turn++) {
       const idle = yield* Effect.forEach(all, holderSettled)
       stable = idle.every(Boolean) ? stable + 1 : 0
       if (stable >= 2) return
-      yield* nextTurn
+      yield* turnAfter(turn)
     }
     return yield* Effect.dieMessage("holders never became idle")
   })
@@ -131,9 +135,9 @@ export const settle = (all: ReadonlyArray<Holder>): Effect.Effect<void> =>
  */
 export const awaitWaiting = (holder: Holder, count = 1): Effect.Effect<void> =>
   Effect.gen(function* () {
-    for (let turn = 0; turn < 100_000; turn++) {
+    for (let turn = 0; turn < 200_000; turn++) {
       if ((yield* holder.waiting) >= count) return
-      yield* nextTurn
+      yield* turnAfter(turn)
     }
     return yield* Effect.dieMessage("the holder never started waiting")
   })
