@@ -1,6 +1,6 @@
 // One account budget across real processes. Eight processes on one SQLite file (one REELKIT_HOME)
 // and three on one PostgreSQL database each start several tasks at once against one FakeApixo
-// that enforces the same limits as the clients (10 requests per sliding 2 s window, 3 concurrent
+// that enforces the same limits as the clients (10 requests per sliding 3 s window, 3 concurrent
 // tasks: apixo's limits scaled down in time). Every task must succeed without a single 429 and
 // the fake must never see more than the limits. Then: a slot holder killed with SIGKILL frees its
 // slots within the lease, and the spend cap refuses a start with nothing sent. Processes say when
@@ -28,7 +28,7 @@ beforeAll(async () => {
   budgetClient = await bundleFixture("budgetClient")
 }, 60_000)
 
-const limits = { requestsPerWindow: 10, windowMillis: 2_000, concurrentTasks: 3, leaseMillis: 2_000 }
+const limits = { requestsPerWindow: 10, windowMillis: 3_000, concurrentTasks: 3, leaseMillis: 2_000 }
 
 const startFake = () =>
   FakeApixo.start({
