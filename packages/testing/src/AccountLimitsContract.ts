@@ -52,6 +52,8 @@ export interface HolderOptions {
   readonly slotPollMillis: number
   /** How soon a holder whose turn it is not asks again. */
   readonly turnPollMillis: number
+  /** Added to the window when counting (0 here: the cases check the window exactly). */
+  readonly marginMillis: number
 }
 
 /** Builds holders on one store; closing a holder's scope is its death (nothing released). */
@@ -79,6 +81,7 @@ const defaults = (account: string, overrides: Partial<HolderOptions> = {}): Hold
   leaseMillis: 3_000,
   slotPollMillis: 500,
   turnPollMillis: 100,
+  marginMillis: 0,
   ...overrides
 })
 
