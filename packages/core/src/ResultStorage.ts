@@ -10,6 +10,8 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Layer from "effect/Layer"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
@@ -72,6 +74,10 @@ export type ResultStorageError =
 export interface Options {
   /** Largest accepted output, in bytes (default 4 GiB). */
   readonly maxBytes?: number | undefined
+  /** Largest total of one task's outputs, in bytes (default 8 GiB). */
+  readonly maxTotalBytes?: number | undefined
+  /** At most this many outputs of one task are stored; the rest are dropped (default 8). */
+  readonly maxOutputs?: number | undefined
   /** Accepted content types, as prefixes (default video/, image/, audio/, application/octet-stream). */
   readonly allowedContentTypes?: ReadonlyArray<string> | undefined
   /** Retry of one download (default: jittered exponential from 1 s, 5 retries). */
@@ -190,3 +196,44 @@ const downloadOne = (
       attributes: { "reelkit.task_key": record.taskKey, "reelkit.output_index": index }
     })
   )
+
+/** Default bound on the outputs stored per task. */
+export const defaultMaxOutputs = 8
+
+/** Default bound on the bytes stored per task. */
+export const defaultMaxTotalBytes = 8 * 1024 ** 3
+
+/** The result-storage capability `TaskClient` uses: store a succeeded task's outputs, or do nothing. */
+export interface Service {
+  /** Stores the outputs of a `succeeded` row and returns what was stored (empty when disabled). */
+  readonly store: (record: TaskRecord) => Effect.Effect<ReadonlyArray<StoredArtifact>, ResultStorageError>
+  /** Whether outputs are stored at all (`layerNone` stores nothing). */
+  readonly enabled: boolean
+  /** At most this many result URLs are kept per task. */
+  readonly maxOutputs: number
+}
+
+/** The result-storage tag. Provide `layer(options)` (needs an `ArtifactStore` and an `HttpClient`) or `layerNone`. */
+export class ResultStorage extends Context.Tag("@reelkit/core/ResultStorage")<ResultStorage, Service>() {}
+
+/** Stores outputs in the `ArtifactStore` in context, downloading with the `HttpClient` in context. */
+export const make = (
+  options: Options = {}
+): Effect.Effect<Service, never, ArtifactStore | HttpClient.HttpClient> =>
+  Effect.map(Effect.context<ArtifactStore | HttpClient.HttpClient>(), (context) => ({
+    enabled: true,
+    maxOutputs: options.maxOutputs ?? defaultMaxOutputs,
+    store: (record) => storeResults(record, options).pipe(Effect.provide(context))
+  }))
+
+/** Result storage into the `ArtifactStore`, downloading with the `HttpClient` (both required: no silent empty artifacts). */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<ResultStorage, never, ArtifactStore | HttpClient.HttpClient> => Layer.effect(ResultStorage, make(options))
+
+/** No result storage: tasks complete with their result URLs only (explicitly chosen). */
+export const layerNone: Layer.Layer<ResultStorage> = Layer.succeed(ResultStorage, {
+  enabled: false,
+  maxOutputs: defaultMaxOutputs,
+  store: () => Effect.succeed([])
+})
