@@ -17,12 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import {
-  ArtifactStore,
-  type ArtifactStoreError,
-  type ArtifactTooLarge,
-  type InvalidArtifactKey
-} from "./ArtifactStore.js"
+import { ArtifactStore, type ArtifactStoreError, ArtifactTooLarge, type InvalidArtifactKey } from "./ArtifactStore.js"
 import { StoredArtifact, type TaskRecord } from "./TaskLedger.js"
 
 /** A result URL's validity has passed: the output can no longer be fetched. */
@@ -122,23 +117,83 @@ export const displayUrl = (url: string): string => {
   }
 }
 
-/** Streams every result URL of a succeeded task into the store and returns what was stored. */
+/** Default bound on the outputs stored per task. */
+export const defaultMaxOutputs = 8
+
+/** Default bound on the bytes stored per task. */
+export const defaultMaxTotalBytes = 8 * 1024 ** 3
+
+/** Default bound on one output's bytes. */
+export const defaultMaxBytes = 4 * 1024 ** 3
+
+/** The bounds of one task's stored outputs, from the options and their defaults. */
+interface Bounds {
+  readonly maxOutputs: number
+  readonly maxBytes: number
+  readonly maxTotalBytes: number
+}
+
+// Options are code, not user input: a bound that is not a whole positive number is a defect,
+// reported at once with the field and the rule rather than turned into "store everything".
+const boundsOf = (options: Options): Effect.Effect<Bounds> => {
+  const bounds: Bounds = {
+    maxOutputs: options.maxOutputs ?? defaultMaxOutputs,
+    maxBytes: options.maxBytes ?? defaultMaxBytes,
+    maxTotalBytes: options.maxTotalBytes ?? defaultMaxTotalBytes
+  }
+  for (const [field, value] of Object.entries(bounds)) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      return Effect.dieMessage(`ResultStorage option ${field} must be a whole number of at least 1 (got ${value})`)
+    }
+  }
+  return Effect.succeed(bounds)
+}
+
+/**
+ * Streams the result URLs of a succeeded task into the store and returns what was stored: the
+ * first `maxOutputs` URLs only (the others are never fetched), one after the other, each capped
+ * at the smaller of `maxBytes` and what is left of `maxTotalBytes` (`ArtifactTooLarge` beyond it).
+ */
 export const storeResults = (
   record: TaskRecord,
   options: Options = {}
 ): Effect.Effect<ReadonlyArray<StoredArtifact>, ResultStorageError, ArtifactStore | HttpClient.HttpClient> =>
-  Effect.forEach(record.resultUrls, (url, index) =>
-    downloadOne(record, url, index, options).pipe(Effect.retry(options.retry ?? defaultRetry))
-  ).pipe(
-    Effect.withSpan("reelkit.storeResults", {
-      attributes: { "reelkit.task_key": record.taskKey, "reelkit.outputs": record.resultUrls.length }
-    })
-  )
+  Effect.flatMap(boundsOf(options), (bounds) => {
+    const kept = record.resultUrls.slice(0, bounds.maxOutputs)
+    const dropped = record.resultUrls.length - kept.length
+    return Effect.gen(function* () {
+      if (dropped > 0) {
+        yield* Effect.logWarning(
+          `Task ${record.taskKey} lists ${record.resultUrls.length} outputs; only the first ${kept.length} are stored (maxOutputs)`
+        )
+      }
+      const stored: Array<StoredArtifact> = []
+      let totalBytes = 0
+      for (const [index, url] of kept.entries()) {
+        const cap = Math.min(bounds.maxBytes, bounds.maxTotalBytes - totalBytes)
+        const artifact = yield* downloadOne(record, url, index, cap, options).pipe(
+          Effect.retry(options.retry ?? defaultRetry)
+        )
+        totalBytes += artifact.bytes
+        stored.push(artifact)
+      }
+      return stored
+    }).pipe(
+      Effect.withSpan("reelkit.storeResults", {
+        attributes: {
+          "reelkit.task_key": record.taskKey,
+          "reelkit.outputs": kept.length,
+          "reelkit.outputs_dropped": dropped
+        }
+      })
+    )
+  })
 
 const downloadOne = (
   record: TaskRecord,
   url: string,
   index: number,
+  maxBytes: number,
   options: Options
 ): Effect.Effect<StoredArtifact, ResultStorageError, ArtifactStore | HttpClient.HttpClient> =>
   Effect.gen(function* () {
@@ -169,9 +224,10 @@ const downloadOne = (
         if (!allowed.some((prefix) => contentType.toLowerCase().startsWith(prefix))) {
           return yield* new UnexpectedContentType({ taskKey: record.taskKey, url: shownUrl, contentType })
         }
-        const maxBytes = options.maxBytes ?? 4 * 1024 ** 3
         const declaredLength = Number(response.headers["content-length"] ?? Number.NaN)
         const key = (options.keyFor ?? defaultKeyFor)(record, index, contentType)
+        // An announced length past the cap is refused before a byte of the body is read.
+        if (declaredLength > maxBytes) return yield* new ArtifactTooLarge({ key, maxBytes })
         const body = response.stream.pipe(
           Stream.mapError((error) => failed(`the connection broke while downloading: ${error.message}`, true, error))
         )
@@ -197,12 +253,6 @@ const downloadOne = (
     })
   )
 
-/** Default bound on the outputs stored per task. */
-export const defaultMaxOutputs = 8
-
-/** Default bound on the bytes stored per task. */
-export const defaultMaxTotalBytes = 8 * 1024 ** 3
-
 /** The result-storage capability `TaskClient` uses: store a succeeded task's outputs, or do nothing. */
 export interface Service {
   /** Stores the outputs of a `succeeded` row and returns what was stored (empty when disabled). */
@@ -217,19 +267,18 @@ export interface Service {
 export class ResultStorage extends Context.Tag("@reelkit/core/ResultStorage")<ResultStorage, Service>() {}
 
 /** Stores outputs in the `ArtifactStore` in context, downloading with the `HttpClient` in context. */
-export const make = (
-  options: Options = {}
-): Effect.Effect<Service, never, ArtifactStore | HttpClient.HttpClient> =>
-  Effect.map(Effect.context<ArtifactStore | HttpClient.HttpClient>(), (context) => ({
+export const make = (options: Options = {}): Effect.Effect<Service, never, ArtifactStore | HttpClient.HttpClient> =>
+  Effect.zipWith(boundsOf(options), Effect.context<ArtifactStore | HttpClient.HttpClient>(), (bounds, context) => ({
     enabled: true,
-    maxOutputs: options.maxOutputs ?? defaultMaxOutputs,
+    maxOutputs: bounds.maxOutputs,
     store: (record) => storeResults(record, options).pipe(Effect.provide(context))
   }))
 
 /** Result storage into the `ArtifactStore`, downloading with the `HttpClient` (both required: no silent empty artifacts). */
 export const layer = (
   options: Options = {}
-): Layer.Layer<ResultStorage, never, ArtifactStore | HttpClient.HttpClient> => Layer.effect(ResultStorage, make(options))
+): Layer.Layer<ResultStorage, never, ArtifactStore | HttpClient.HttpClient> =>
+  Layer.effect(ResultStorage, make(options))
 
 /** No result storage: tasks complete with their result URLs only (explicitly chosen). */
 export const layerNone: Layer.Layer<ResultStorage> = Layer.succeed(ResultStorage, {
