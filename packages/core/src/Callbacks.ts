@@ -14,23 +14,30 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as FiberSet from "effect/FiberSet"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as FiberMap from "effect/FiberMap"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { CallbackConfig, type Config, routePath, verifyToken } from "./CallbackUrls.js"
 import { TaskClient } from "./TaskClient.js"
-import { isTerminalState, TaskLedger } from "./TaskLedger.js"
+import { fence, TaskLedger, type TaskRecord } from "./TaskLedger.js"
+import { isTerminal } from "./TaskState.js"
+import { AccountLimits } from "./AccountLimits.js"
 
 /** What happened to one delivery, as the handler answers it. */
 export type Outcome = "accepted" | "duplicate" | "unauthorized" | "too-large" | "unreadable" | "unknown-task"
 
 /** Options of the handler. */
 export interface HandlerOptions {
-  /** How many (task, claimed status) pairs are remembered for de-duplication (default 10,000). */
-  readonly dedupeCapacity?: number | undefined
+  /**
+   * The least time between two status confirmations of one task (default 5 s). Deliveries in
+   * between are coalesced into the next confirmation, so no number of replays spends more than one
+   * status request per task per interval.
+   */
+  readonly minConfirmInterval?: Duration.DurationInput | undefined
   /** Called after each delivery is answered: for logs and tests. */
   readonly onDelivery?: ((taskKey: string, outcome: Outcome) => void) | undefined
 }
@@ -78,45 +85,64 @@ const readCapped = (request: HttpServerRequest.HttpServerRequest, maxBytes: numb
  */
 export const makeRouter = (
   options: HandlerOptions = {}
-): Effect.Effect<HttpRouter.HttpRouter, never, CallbackConfig | TaskClient | TaskLedger | Scope.Scope> =>
+): Effect.Effect<
+  HttpRouter.HttpRouter,
+  never,
+  CallbackConfig | TaskClient | TaskLedger | AccountLimits | Scope.Scope
+> =>
   Effect.gen(function* () {
     const config = yield* CallbackConfig
     const client = yield* TaskClient
     const ledger = yield* TaskLedger
-    const confirmations = yield* FiberSet.make<void>()
+    const limits = yield* AccountLimits
+    // One confirmation per task at a time; a delivery while one is pending joins it.
+    const confirmations = yield* FiberMap.make<string>()
+    const lastConfirmed = new Map<string, number>()
     const maxBodyBytes = config.maxBodyBytes ?? 64 * 1024
-    const capacity = options.dedupeCapacity ?? 10_000
-    // (task, claimed state) pairs already acted on; insertion-ordered, so the oldest is evicted first.
-    const seen = new Set<string>()
-    const confirming = new Set<string>()
+    const minIntervalMillis = Duration.toMillis(options.minConfirmInterval ?? Duration.seconds(5))
 
     const answer = (taskKey: string, outcome: Outcome, status: number) => {
       options.onDelivery?.(taskKey, outcome)
       return HttpServerResponse.unsafeJson({ outcome }, { status })
     }
 
-    /** Asks the provider for the truth, and resolves an ambiguous submit when the hint names the remote task. */
-    const confirm = (taskKey: string, claimedRemoteId: string | undefined, dedupeKey: string) =>
+    /**
+     * An ambiguous task's callback names a remote id: it is taken as this task's only if no other
+     * row has that id and the provider's own status for it, asked with our key, exists and was
+     * created while this task's submit was out. Otherwise nothing changes.
+     */
+    const resolveAmbiguous = (row: TaskRecord, claimedRemoteId: string) =>
       Effect.gen(function* () {
+        const holder = yield* ledger.findByRemoteId(claimedRemoteId)
+        if (Option.isSome(holder) && holder.value.taskKey !== row.taskKey) return
+        yield* limits.takeRequest
+        const status = yield* client.provider.status(claimedRemoteId)
+        const created = status.remoteCreatedAt
+        if (created !== undefined && (created < row.createdAt - clockSkewMillis || created > row.updatedAt + clockSkewMillis)) {
+          return
+        }
+        yield* ledger.transition(fence(row, "reelkit-callbacks"), {
+          state: "submitted",
+          remoteTaskId: claimedRemoteId,
+          submittedAt: created ?? row.updatedAt
+        })
+      })
+
+    /** Asks the provider for the truth (after the task's minimum interval), resolving an ambiguous submit when the hint bears it out. */
+    const confirm = (taskKey: string, claimedRemoteId: string | undefined) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const wakeAt = (lastConfirmed.get(taskKey) ?? 0) + minIntervalMillis
+        if (wakeAt > now) yield* Effect.sleep(Duration.millis(wakeAt - now))
+        lastConfirmed.set(taskKey, yield* Clock.currentTimeMillis)
+        // Forget old entries now and then so the map stays small.
+        if (lastConfirmed.size > 10_000) lastConfirmed.delete(lastConfirmed.keys().next().value!)
         const row = yield* ledger.get(taskKey)
         if (Option.isSome(row) && row.value.state === "ambiguous" && claimedRemoteId !== undefined) {
-          // The provider called back for this task: its submit did create it, under this id. The
-          // status request below confirms the id really exists before anyone waits on it.
-          const status = yield* Effect.either(client.provider.status(claimedRemoteId))
-          if (Either.isRight(status)) {
-            yield* ledger.transition(taskKey, ["ambiguous"], { state: "submitted", remoteTaskId: claimedRemoteId })
-          }
+          yield* Effect.ignore(resolveAmbiguous(row.value, claimedRemoteId))
         }
-        const confirmed = yield* client.refresh(taskKey)
-        // The status did not bear the callback out (yet): forget this delivery, so a later one
-        // claiming the same is acted on rather than dropped as a duplicate.
-        if (!isTerminalState(confirmed.state) && confirmed.state !== "succeeded") seen.delete(dedupeKey)
-      }).pipe(
-        Effect.tapErrorCause(() => Effect.sync(() => seen.delete(dedupeKey))),
-        Effect.ignore,
-        Effect.ensuring(Effect.sync(() => confirming.delete(taskKey))),
-        Effect.withSpan("reelkit.callback.confirm", { attributes: { "reelkit.task_key": taskKey } })
-      )
+        yield* client.refresh(taskKey)
+      }).pipe(Effect.ignore, Effect.withSpan("reelkit.callback.confirm", { attributes: { "reelkit.task_key": taskKey } }))
 
     const handle = Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
@@ -128,23 +154,24 @@ export const makeRouter = (
       if (body.value._tag === "Unreadable") return answer(taskKey, "unreadable", 400)
       const row = yield* Effect.orElseSucceed(ledger.get(taskKey), () => Option.none())
       if (Option.isNone(row)) return answer(taskKey, "unknown-task", 404)
-
+      // Nothing a callback says can change a finished task: no status request for it.
+      if (isTerminal(row.value.state) && row.value.state !== "ambiguous") return answer(taskKey, "duplicate", 200)
+      if (yield* FiberMap.has(confirmations, taskKey)) return answer(taskKey, "duplicate", 200)
       const hint = yield* parseHint(client, body.value.text)
-      const claimedState = Option.match(hint, { onNone: () => "unreadable", onSome: (value) => value.status._tag })
-      const dedupeKey = `${taskKey}:${claimedState}`
-      if (seen.has(dedupeKey) || confirming.has(taskKey)) return answer(taskKey, "duplicate", 200)
-      seen.add(dedupeKey)
-      if (seen.size > capacity) seen.delete(seen.values().next().value!)
-      confirming.add(taskKey)
-      yield* FiberSet.run(
+      yield* FiberMap.run(
         confirmations,
-        confirm(taskKey, Option.getOrUndefined(Option.map(hint, (value) => value.remoteTaskId)), dedupeKey)
+        taskKey,
+        confirm(taskKey, Option.getOrUndefined(Option.map(hint, (value) => value.remoteTaskId))),
+        { onlyIfMissing: true }
       )
       return answer(taskKey, "accepted", 200)
     })
 
     return HttpRouter.empty.pipe(HttpRouter.post(routePath, handle))
   })
+
+/** How far a provider's clock may be from ours when a callback's remote task is matched to an ambiguous submit. */
+const clockSkewMillis = 5 * 60_000
 
 const parseHint = (client: TaskClient["Type"], text: string) =>
   Effect.gen(function* () {
@@ -158,7 +185,7 @@ const parseHint = (client: TaskClient["Type"], text: string) =>
 /** Serves the callback router on the `HttpServer` in context (e.g. `NodeHttpServer.layer(createServer, { port })`). */
 export const layerServe = (
   options: HandlerOptions = {}
-): Layer.Layer<never, never, CallbackConfig | TaskClient | TaskLedger | HttpServer.HttpServer> =>
+): Layer.Layer<never, never, CallbackConfig | TaskClient | TaskLedger | AccountLimits | HttpServer.HttpServer> =>
   Layer.unwrapScoped(Effect.map(makeRouter(options), (router) => HttpServer.serve(router)))
 
 /** The callback configuration as a layer. */
