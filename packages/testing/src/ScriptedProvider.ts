@@ -90,10 +90,23 @@ const defaultScript = (): TaskScript => ({
   statuses: [succeededWith("https://results.example/video.mp4")]
 })
 
-const defaultPrepare: TaskProvider.Service["prepare"] = (input) =>
+/** The wire body of a scripted submit: the input, the callback URL and the options, as given. */
+interface ScriptedBody {
+  readonly input: unknown
+  readonly callbackUrl?: string | undefined
+  readonly options?: Readonly<Record<string, unknown>> | undefined
+}
+
+/** The default gate: any object is a valid input; the wire request carries it unchanged. */
+const defaultPrepare: TaskProvider.Service["prepare"] = ({ callbackUrl, input, options }) =>
   typeof input === "object" && input !== null
     ? Effect.succeed({
-        wire: input,
+        input,
+        wire: new TaskProvider.WireRequest({
+          method: "POST",
+          path: "/scripted/submit",
+          body: { input, ...(callbackUrl === undefined ? {} : { callbackUrl }), ...(options === undefined ? {} : { options }) }
+        }),
         billableSeconds:
           typeof (input as { duration?: unknown }).duration === "number"
             ? (input as { duration: number }).duration
@@ -131,8 +144,10 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
     })
     let nextId = 1
 
-    const submit: TaskProvider.Service["submit"] = (request) =>
+    const submit: TaskProvider.Service["submit"] = ({ taskKey, wire }) =>
       Effect.gen(function* () {
+        const body = wire.body as ScriptedBody
+        const request = { taskKey, input: body.input, callbackUrl: body.callbackUrl }
         const now = yield* Clock.currentTimeMillis
         const script = (yield* Ref.get(scriptRef))(request.input, request.taskKey)
         const current = yield* Ref.get(state)
