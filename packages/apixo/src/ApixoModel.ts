@@ -56,13 +56,26 @@ export const hints = <A, I>(definition: Definition<A, I>, overrides: Overrides =
   resultRetention: Duration.decode(overrides.resultRetention ?? definition.resultRetention ?? defaultResultRetention)
 })
 
-// Optional fields given as `undefined` are omitted on the wire, as if the caller left them out.
-const withoutUndefined = (value: unknown): unknown => {
-  if (Array.isArray(value)) return value.map(withoutUndefined)
-  if (typeof value !== "object" || value === null) return value
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/**
+ * The encoded input as it goes on the wire: optional fields given as `undefined` are omitted, as
+ * if the caller left them out, and fields keep the caller's order (a schema's encoding orders them
+ * by the schema), so a request transcribed from apixo's docs is sent byte for byte as written.
+ * Fields the encoding added follow the caller's, in the schema's order.
+ */
+const toWire = (encoded: unknown, given: unknown): unknown => {
+  if (Array.isArray(encoded)) {
+    return encoded.map((item, index) => toWire(item, Array.isArray(given) ? given[index] : undefined))
+  }
+  if (!isRecord(encoded)) return encoded
+  const source = isRecord(given) ? given : {}
+  const keys = [...Object.keys(source).filter((key) => key in encoded), ...Object.keys(encoded)]
   const out: Record<string, unknown> = {}
-  for (const [key, field] of Object.entries(value)) {
-    if (field !== undefined) out[key] = withoutUndefined(field)
+  for (const key of keys) {
+    const field = encoded[key]
+    if (field !== undefined && !(key in out)) out[key] = toWire(field, source[key])
   }
   return out
 }
@@ -88,7 +101,7 @@ export const prepareInput =
       const encoded = yield* Schema.encode(definition.input)(decoded).pipe(
         Effect.mapError((error) => toInvalidInput(error))
       )
-      return { input: withoutUndefined(encoded), billableSeconds: definition.billableSeconds?.(decoded) }
+      return { input: toWire(encoded, input), billableSeconds: definition.billableSeconds?.(decoded) }
     })
 
 /** What the transport adds to every request of a model unless the request says otherwise. */

@@ -53,6 +53,11 @@ describe("ApixoModel", () => {
       const omitted = yield* prepare({ mode: "text-to-video", prompt: "a fox", duration: undefined })
       expect(omitted.input).toEqual({ mode: "text-to-video", prompt: "a fox" })
       expect(Object.keys(omitted.input as object)).not.toContain("duration")
+      // The caller's field order is kept on the wire (the schema's encoding would reorder it).
+      const reordered = yield* prepare({ duration: 5, prompt: "a fox", mode: "text-to-video" })
+      expect(JSON.stringify(reordered.wire.body)).toBe(
+        '{"request_type":"async","input":{"duration":5,"prompt":"a fox","mode":"text-to-video"}}'
+      )
       expect(yield* ApixoModel.prepareInput(kling26)({ mode: "text-to-video", prompt: "a fox" })).toEqual({
         input: { mode: "text-to-video", prompt: "a fox" },
         billableSeconds: undefined

@@ -35,9 +35,9 @@ const layer = ViduQ3.layer({
 const accepted = await Effect.runPromise(
   Effect.gen(function* () {
     const provider = yield* TaskProvider.TaskProvider
-    const prepared = yield* provider.prepare(input)
+    const prepared = yield* provider.prepare({ input })
     assert.equal(prepared.billableSeconds, 8)
-    return yield* provider.submit({ taskKey: "k", input: prepared.wire })
+    return yield* provider.submit({ taskKey: "k", wire: prepared.wire })
   }).pipe(Effect.provide(layer))
 )
 server.close()
