@@ -14,7 +14,7 @@ const ArtifactsColumn = Schema.parseJson(Schema.Array(TaskLedger.StoredArtifact)
 const RequestColumn = Schema.NullOr(Schema.parseJson(TaskProvider.WireRequest))
 
 /** The columns of `reelkit_tasks`, as a driver returns them. */
-export const Columns = Schema.Struct({
+const Columns = Schema.Struct({
   task_key: Schema.String,
   provider_id: Schema.String,
   model_id: Schema.String,
