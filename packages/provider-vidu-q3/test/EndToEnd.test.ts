@@ -61,8 +61,12 @@ interface Setup {
   readonly callbackBase: string
 }
 
-/** The fake, and a client wired to it with a memory ledger and store and our callback server. */
-const setup = (fakeOptions: FakeApixo.Options = {}, clientOptions: TaskClient.Options = {}) =>
+/** The fake, and a client wired to it with a memory ledger and store, result storage and our callback server. */
+const setup = (
+  fakeOptions: FakeApixo.Options = {},
+  clientOptions: TaskClient.Options = {},
+  resultOptions: ResultStorage.Options = {}
+) =>
   Effect.gen(function* () {
     const fake = yield* FakeApixo.make({
       apiKeys: [secretKey],
@@ -78,13 +82,14 @@ const setup = (fakeOptions: FakeApixo.Options = {}, clientOptions: TaskClient.Op
       pollPlan: { firstPollAfter: Duration.minutes(10), interval: Duration.seconds(5) },
       ...clientOptions
     }).pipe(
+      Layer.provideMerge(ResultStorage.layer(resultOptions)),
       Layer.provideMerge(
         Layer.mergeAll(
           ViduQ3.layer({ apiKey: fake.apiKey, baseUrl: fake.url }),
           Layer.succeed(TaskLedger.TaskLedger, ledger),
           Layer.succeed(ArtifactStore.ArtifactStore, store),
           AccountLimits.layerMemory(),
-          Callbacks.layerConfig({ secret: callbackSecret, publicBaseUrl: callbackBase })
+          CallbackUrls.layer({ secret: callbackSecret, publicBaseUrl: callbackBase }).pipe(Layer.orDie)
         )
       ),
       Layer.provideMerge(NodeHttpClient.layerUndici)
@@ -226,7 +231,7 @@ describe("end to end against the fake apixo server", () => {
 
   it.scoped("an oversized result is rejected and nothing is kept; an expired URL is a typed error", () =>
     Effect.gen(function* () {
-      const { fake, client, store } = yield* setup({}, { results: { maxBytes: 1000 } })
+      const { fake, client, store } = yield* setup({}, {}, { maxBytes: 1000 })
       const handle = yield* client.start(input)
       const exit = yield* Effect.exit(advanceUntilDone(yield* Effect.fork(client.wait(handle)), Duration.seconds(1)))
       expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("ArtifactTooLarge")

@@ -75,5 +75,18 @@ export const wireRequest = (
     return wire
   })
 
+const generateTaskPrefix = "/api/v1/generateTask/"
+
 /** Whether a path is a submit endpoint (`/api/v1/generateTask/<model>`): the only place a stored request may go. */
-export const isGenerateTaskPath = (path: string): boolean => /^\/api\/v1\/generateTask\/[^/?#]+$/.test(path)
+export const isGenerateTaskPath = (path: string): boolean =>
+  path.startsWith(generateTaskPrefix) && /^[^/?#]+$/.test(path.slice(generateTaskPrefix.length))
+
+/** The model id of a submit endpoint's path (as `ApixoProtocol.generateTaskPath` encoded it). */
+export const modelOfPath = (path: string): string => {
+  const segment = path.slice(generateTaskPrefix.length)
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return segment
+  }
+}
