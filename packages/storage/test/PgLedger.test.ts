@@ -122,14 +122,11 @@ if ("unavailable" in server) {
         // Every writer re-reads and retries when another moved the row on first.
         const marks = Array.from({ length: 20 }, (_, index) => `m${index}`)
         yield* Effect.all(
-          marks.map((mark, index) => {
-            const ledger = index % 2 === 0 ? first : second
-            return Effect.flatMap(ledger.get(taskKey), (current) =>
-              ledger.transition(TaskLedger.fence(Option.getOrThrow(current), mark), {
-                resultUrls: [...Option.getOrThrow(current).resultUrls, mark]
-              })
-            ).pipe(Effect.retry({ while: (error) => error._tag === "StaleTransition" }))
-          }),
+          marks.map((mark, index) =>
+            TaskLedgerContract.readModifyWrite(index % 2 === 0 ? first : second, taskKey, mark, (current) => ({
+              resultUrls: [...current.resultUrls, mark]
+            }))
+          ),
           { concurrency: "unbounded", discard: true }
         )
         const final = Option.getOrThrow(yield* second.get(taskKey))

@@ -96,6 +96,23 @@ const moveTo = (
 const rowIn = (service: TaskLedger.Service, task: TaskLedger.NewTask, to: TaskState.State) =>
   Effect.flatMap(service.create(task), ({ record }) => moveTo(service, record, to))
 
+/**
+ * A fenced read-modify-write by `owner`: reads the row, writes `patch(row)` at its version, and
+ * starts again whenever another writer moved the row on first (`StaleTransition`).
+ */
+export const readModifyWrite = (
+  service: TaskLedger.Service,
+  taskKey: string,
+  owner: string,
+  patch: (record: TaskLedger.TaskRecord) => TaskLedger.TaskPatch
+) =>
+  Effect.flatMap(service.get(taskKey), (found) =>
+    Option.match(found, {
+      onNone: () => Effect.fail(new TaskError.UnknownTask({ reference: taskKey })),
+      onSome: (record) => service.transition(TaskLedger.fence(record, owner), patch(record))
+    })
+  ).pipe(Effect.retry({ while: (error) => error._tag === "StaleTransition" }))
+
 const wire = (prompt: string) =>
   new TaskProvider.WireRequest({
     method: "POST",
@@ -493,11 +510,7 @@ export const cases: ReadonlyArray<Case> = [
         const { record } = yield* service.create(newTask(scope, "t"))
         // Each writer appends its mark, re-reading and retrying whenever its version was stale.
         const append = (handle: TaskLedger.Service, mark: string) =>
-          Effect.flatMap(handle.get(record.taskKey), (current) =>
-            handle.transition(TaskLedger.fence(Option.getOrThrow(current), mark), {
-              resultUrls: [...Option.getOrThrow(current).resultUrls, mark]
-            })
-          ).pipe(Effect.retry({ while: (error) => error._tag === "StaleTransition" }))
+          readModifyWrite(handle, record.taskKey, mark, (current) => ({ resultUrls: [...current.resultUrls, mark] }))
         const marks = Array.from({ length: 12 }, (_, index) => `https://mark/${index}`)
         yield* Effect.all(
           marks.map((mark, index) => append(index % 2 === 0 ? service : other, mark)),
