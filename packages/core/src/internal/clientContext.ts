@@ -4,9 +4,12 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FiberMap from "effect/FiberMap"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Random from "effect/Random"
+import * as Runtime from "effect/Runtime"
 import type { AccountLimits } from "../AccountLimits.js"
 import type { CallbackUrls } from "../CallbackUrls.js"
 import type { ResultStorage } from "../ResultStorage.js"
@@ -44,6 +47,8 @@ export interface ClientContext {
   readonly owner: string
   readonly settings: Settings
   readonly events: PubSub.PubSub<TaskEvent>
+  /** How many subscribers `events` has: with none, events are not even built (the poll path stays lean). */
+  readonly subscribers: { count: number }
   readonly metrics: ReturnType<typeof Telemetry.metricsFor>
   readonly spanAttributes: Readonly<Record<string, string>>
   /** Removes the provider's secrets from a provider-supplied text. */
@@ -72,9 +77,24 @@ export const noLease = { leaseOwner: null, leaseExpiresAt: null } as const
 export const write = (context: ClientContext, record: TaskRecord, patch: TaskPatch) =>
   context.ledger.transition(fence(record, context.owner), patch)
 
-/** Publishes an event to the client's subscribers (a no-op without any). */
-export const publish = (context: ClientContext, event: TaskEvent): Effect.Effect<void> =>
-  Effect.asVoid(PubSub.publish(context.events, event))
+/** Publishes an event to the client's subscribers; without any, the event is not built at all. */
+export const publish = (context: ClientContext, event: () => TaskEvent): Effect.Effect<void> =>
+  context.subscribers.count === 0 ? Effect.void : Effect.asVoid(PubSub.publish(context.events, event()))
+
+/** A scoped subscription to the client's events, counted so that `publish` knows someone listens. */
+export const subscribe = (context: ClientContext) =>
+  Effect.zipRight(
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        context.subscribers.count += 1
+      }),
+      () =>
+        Effect.sync(() => {
+          context.subscribers.count -= 1
+        })
+    ),
+    PubSub.subscribe(context.events)
+  )
 
 /** The poll plan of a task, with the client's and the call's overrides. */
 export const planFor = (
@@ -123,3 +143,28 @@ export const followLedger = (
       yield* Effect.sleep(Duration.millis(Math.max(1, wakeAt - now)))
     }
   })
+
+/**
+ * Joins the fiber running for `key`, or runs `effect` as that fiber and joins it: concurrent
+ * callers of one key share one run. (`FiberMap.run` with `onlyIfMissing` returns an interrupted
+ * fiber for a key already present, which would interrupt the second caller instead.) The look-up
+ * and the insert happen in one synchronous step, so two callers never both start a run.
+ */
+export const joinOrRun = <K, A, E>(
+  map: FiberMap.FiberMap<K, A, E>,
+  key: K,
+  effect: Effect.Effect<A, E>
+): Effect.Effect<A, E> =>
+  Effect.withFiberRuntime<Fiber.RuntimeFiber<A, E>>((parent) => {
+    const existing = FiberMap.unsafeGet(map, key)
+    if (Option.isSome(existing)) return Effect.succeed(existing.value)
+    // Like FiberMap.run: the caller's services and fiber refs, default (interruptible) flags.
+    const runtime = Runtime.make({
+      context: parent.currentContext,
+      fiberRefs: parent.getFiberRefs(),
+      runtimeFlags: Runtime.defaultRuntime.runtimeFlags
+    })
+    const fiber = Runtime.runFork(runtime)(effect)
+    FiberMap.unsafeSet(map, key, fiber)
+    return Effect.succeed(fiber)
+  }).pipe(Effect.flatMap(Fiber.join))

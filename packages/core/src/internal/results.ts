@@ -4,13 +4,12 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
-import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { UnknownTask } from "../TaskError.js"
 import { TaskEvent } from "../TaskEvent.js"
 import type { TaskRecord } from "../TaskLedger.js"
-import { type ClientContext, noLease, publish, write } from "./clientContext.js"
+import { type ClientContext, joinOrRun, noLease, publish, write } from "./clientContext.js"
 import { finalOutcome, type WaitError } from "./outcomes.js"
 
 export interface Results {
@@ -54,7 +53,7 @@ export const make = (context: ClientContext): Effect.Effect<Results, never, Scop
           const now = yield* Clock.currentTimeMillis
           yield* publish(
             context,
-            TaskEvent.Succeeded({
+            () => TaskEvent.Succeeded({
               taskKey: completed.taskKey,
               at: now,
               resultUrls: completed.resultUrls,
@@ -67,7 +66,7 @@ export const make = (context: ClientContext): Effect.Effect<Results, never, Scop
       })
 
     const finish: Results["finish"] = (record) =>
-      Effect.flatMap(FiberMap.run(running, record.taskKey, store(record), { onlyIfMissing: true }), Fiber.join)
+      joinOrRun(running, record.taskKey, store(record))
 
     return { finish }
   })

@@ -31,7 +31,7 @@ import { TaskHandle } from "../TaskHandle.js"
 import { sameInput, type TaskRecord } from "../TaskLedger.js"
 import type { Warning } from "../TaskProvider.js"
 import { heldByOther, submitStates } from "../TaskState.js"
-import { type ClientContext, followLedger, newTaskKey, noLease, publish, write } from "./clientContext.js"
+import { type ClientContext, followLedger, joinOrRun, newTaskKey, noLease, publish, write } from "./clientContext.js"
 
 /** Errors of starting a task. */
 export type StartError =
@@ -349,8 +349,8 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
 
     /** Runs the submit of a row this process holds, letting concurrent starts of the same task join it. */
     const submitHeld = (record: TaskRecord, deadlineAt: number | undefined) =>
-      Effect.flatMap(FiberMap.run(running, record.taskKey, sendLoop(record, deadlineAt), { onlyIfMissing: true }), (fiber) =>
-        Fiber.join(fiber).pipe(Effect.onInterrupt(() => FiberMap.remove(running, record.taskKey)))
+      joinOrRun(running, record.taskKey, sendLoop(record, deadlineAt)).pipe(
+        Effect.onInterrupt(() => FiberMap.remove(running, record.taskKey))
       )
 
     const recover: Submitter["recover"] = (record, deadlineAt) =>
