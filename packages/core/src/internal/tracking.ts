@@ -24,7 +24,7 @@ import { TaskEvent } from "../TaskEvent.js"
 import type { TaskPatch, TaskRecord } from "../TaskLedger.js"
 import type { PollPlan } from "../TaskProvider.js"
 import { applyStatus, heldByOther, isInFlight } from "../TaskState.js"
-import type { TaskStatus } from "../TaskStatus.js"
+import { Failed, type TaskStatus } from "../TaskStatus.js"
 import { type ClientContext, noLease, publish, write } from "./clientContext.js"
 import { finalOutcome, type WaitError } from "./outcomes.js"
 import * as PollScheduler from "./pollScheduler.js"
@@ -64,6 +64,18 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
       resultRetention: context.provider.hints.resultRetention,
       maxOutputs: context.results.maxOutputs
     })
+
+    // A failure's texts come from the provider and may echo its secrets: cut them out before
+    // anything is stored or published.
+    const redacted = (status: TaskStatus): TaskStatus =>
+      status._tag === "Failed"
+        ? new Failed({
+            code: context.redact(status.code),
+            message: context.redact(status.message),
+            remoteCreatedAt: status.remoteCreatedAt,
+            remoteCompletedAt: status.remoteCompletedAt
+          })
+        : status
 
     const reread = (taskKey: string): Effect.Effect<TaskRecord, LedgerError | UnknownTask> =>
       Effect.flatMap(ledger.get(taskKey), (row) =>
@@ -118,7 +130,7 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
     // `undefined` when nothing needs writing.
     const patchFor = (task: Tracked, status: TaskStatus, now: number): Effect.Effect<TaskPatch | undefined> =>
       Effect.sync(() => {
-        const effect = applyStatus(task.record, status, statusContext(now))
+        const effect = applyStatus(task.record, redacted(status), statusContext(now))
         const renewal = leaseRenewal(task.record, now)
         switch (effect._tag) {
           case "Unchanged":
@@ -343,7 +355,7 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
           })
         )
         const now = yield* Clock.currentTimeMillis
-        const effect = applyStatus(row, status, statusContext(now))
+        const effect = applyStatus(row, redacted(status), statusContext(now))
         if (effect._tag !== "Advance" && effect._tag !== "Finish") return row
         const patch = effect.patch.state === "succeeded" || effect.patch.state === "failed" ? { ...effect.patch, ...noLease } : effect.patch
         const updated = yield* write(context, row, patch).pipe(
