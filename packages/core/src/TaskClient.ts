@@ -34,7 +34,7 @@ import type { TaskHandle } from "./TaskHandle.js"
 import { TaskLedger, type TaskRecord } from "./TaskLedger.js"
 import { type PollPlan, TaskProvider } from "./TaskProvider.js"
 import { isInFlight, submitStates } from "./TaskState.js"
-import { type ClientContext, noLease, planFor, randomId, write } from "./internal/clientContext.js"
+import { type ClientContext, noLease, planFor, randomId, subscribe, write } from "./internal/clientContext.js"
 import { finalOutcome, type WaitError as InternalWaitError } from "./internal/outcomes.js"
 import * as Reconcile from "./internal/reconcile.js"
 import * as Results from "./internal/results.js"
@@ -189,6 +189,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
       owner: `${options.owner ?? "client"}-${yield* randomId(10)}`,
       settings: resolveSettings(options),
       events: yield* PubSub.unbounded<TaskEvent>(),
+      subscribers: { count: 0 },
       metrics: Telemetry.metricsFor(provider),
       spanAttributes: { "reelkit.provider": provider.providerId, "reelkit.model": provider.modelId },
       redact: provider.redact ?? ((text) => text)
@@ -269,7 +270,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
         Effect.gen(function* () {
           const record = yield* lookup(reference)
           // Subscribe before anything can happen, so no event of this task is missed.
-          const subscription = yield* PubSub.subscribe(context.events)
+          const subscription = yield* subscribe(context)
           const now = yield* Clock.currentTimeMillis
           const submitted =
             record.remoteTaskId === undefined
@@ -394,7 +395,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
       start,
       wait,
       watch,
-      events: Stream.fromPubSub(context.events),
+      events: Stream.unwrapScoped(Effect.map(subscribe(context), (subscription) => Stream.fromQueue(subscription))),
       generate,
       resume,
       resubmit,

@@ -4,6 +4,7 @@
 // succeeded one has its outputs stored. Rows another live process holds are reported and left.
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import { recoveryOf, submitStates, unfinishedStates } from "../TaskState.js"
 import type { TaskRecord } from "../TaskLedger.js"
 import type { PollPlan } from "../TaskProvider.js"
@@ -12,7 +13,7 @@ import type { ClientContext } from "./clientContext.js"
 import type { WaitError } from "./outcomes.js"
 import type { StartError, Submitter } from "./submit.js"
 import type { Results } from "./results.js"
-import type { Tracking } from "./tracking.js"
+import type * as Tracking from "./tracking.js"
 
 /** What `reconcile` did. */
 export interface ReconcileSummary {
@@ -34,6 +35,9 @@ type Verdict =
   | { readonly _tag: "completed" | "failed" | "ambiguous"; readonly taskKey: string }
   | { readonly _tag: "unfinished"; readonly taskKey: string; readonly error: string; readonly reason: string }
 
+/** A running row to track: registered with the tracker, awaited after every row is registered. */
+type ToTrack = { readonly _tag: "track"; readonly record: TaskRecord }
+
 export interface Reconciler {
   readonly reconcile: (plan: (record: TaskRecord) => PollPlan, deadlineAt: number) => Effect.Effect<ReconcileSummary, LedgerError>
 }
@@ -41,7 +45,7 @@ export interface Reconciler {
 export const make = (
   context: ClientContext,
   submitter: Submitter,
-  tracking: Tracking,
+  tracking: Tracking.Tracking,
   results: Results
 ): Reconciler => {
   const verdictOf = (taskKey: string, outcome: Effect.Effect<TaskRecord, WaitError | StartError>) =>
@@ -60,7 +64,7 @@ export const make = (
     plan: (record: TaskRecord) => PollPlan,
     deadlineAt: number,
     now: number
-  ): Effect.Effect<Verdict | undefined> =>
+  ): Effect.Effect<Verdict | ToTrack | undefined> =>
     Effect.gen(function* () {
       if (yield* submitter.isSubmitting(record.taskKey)) {
         return {
@@ -90,10 +94,48 @@ export const make = (
             )
           )
         case "Track":
-          return yield* verdictOf(record.taskKey, tracking.await(record, plan(record), deadlineAt))
+          // Handled in bulk by `reconcile`: registered now, awaited one after another.
+          return { _tag: "track", record }
         case "StoreOutputs":
           return yield* verdictOf(record.taskKey, results.finish(record))
       }
+    })
+
+  /**
+   * Running rows cost no fiber each: every one is registered with the tracker (one waiter record),
+   * then a single fiber awaits them in turn while the scheduler polls them all. Their concurrency
+   * slots are re-taken in the background (a slot the task already holds is a no-op); a task that
+   * ended before its slot came gives it back at once.
+   */
+  const trackAll = (rows: ReadonlyArray<TaskRecord>, plan: (record: TaskRecord) => PollPlan, deadlineAt: number) =>
+    Effect.gen(function* () {
+      const slots = yield* Effect.fork(
+        Effect.forEach(
+          rows,
+          (row) =>
+            Effect.zipRight(
+              context.limits.acquireTaskSlot(row.taskKey),
+              Effect.suspend(() => (tracking.isTracked(row.taskKey) ? Effect.void : context.limits.releaseTaskSlot(row.taskKey)))
+            ),
+          { discard: true }
+        )
+      )
+      const joined: Array<{ readonly row: TaskRecord; readonly joined: Tracking.Waiter | TaskRecord }> = []
+      for (const row of rows) {
+        const result = yield* Effect.either(tracking.join(row, plan(row), deadlineAt))
+        joined.push({ row, joined: result._tag === "Right" ? result.right : row })
+      }
+      const verdicts: Array<Verdict> = []
+      for (const { joined: entry, row } of joined) {
+        verdicts.push(
+          yield* verdictOf(
+            row.taskKey,
+            "done" in entry ? tracking.awaitWaiter(entry, plan(row), deadlineAt) : tracking.await(entry, plan(entry), deadlineAt)
+          )
+        )
+      }
+      yield* Fiber.interrupt(slots)
+      return verdicts
     })
 
   const reconcile: Reconciler["reconcile"] = (plan, deadlineAt) =>
@@ -104,9 +146,14 @@ export const make = (
         modelId: context.provider.modelId
       })
       const now = yield* Clock.currentTimeMillis
-      const verdicts = yield* Effect.forEach(rows, (row) => recoverOne(row, plan, deadlineAt, now), {
+      const classified = yield* Effect.forEach(rows, (row) => recoverOne(row, plan, deadlineAt, now), {
         concurrency: "unbounded"
       })
+      const toTrack = classified.flatMap((entry) => (entry?._tag === "track" ? [entry.record] : []))
+      const verdicts = [
+        ...classified.flatMap((entry) => (entry === undefined || entry._tag === "track" ? [] : [entry])),
+        ...(yield* trackAll(toTrack, plan, deadlineAt))
+      ]
       const summary = {
         claimed: 0,
         completed: [] as Array<string>,
@@ -115,7 +162,6 @@ export const make = (
         unfinished: [] as Array<{ taskKey: string; error: string; reason: string }>
       }
       for (const verdict of verdicts) {
-        if (verdict === undefined) continue
         if (verdict._tag === "unfinished") {
           summary.unfinished.push({ taskKey: verdict.taskKey, error: verdict.error, reason: verdict.reason })
           if (verdict.error === "SubmitInProgress" || verdict.error === "HeldElsewhere") continue

@@ -164,7 +164,7 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
         if (reason !== undefined) {
           yield* publish(
             context,
-            TaskEvent.Queued({
+            () => TaskEvent.Queued({
               taskKey: record.taskKey,
               at: now,
               reason,
@@ -248,7 +248,7 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
           yield* Metric.increment(context.metrics.retries)
           yield* publish(
             context,
-            TaskEvent.Queued({ taskKey: current.taskKey, at: after, reason: redacted(error), retryAt, attempt })
+            () => TaskEvent.Queued({ taskKey: current.taskKey, at: after, reason: redacted(error), retryAt, attempt })
           )
           yield* Effect.raceFirst(Effect.sleep(Duration.millis(waitMillis)), Effect.orDie(renewWhileQueued))
         }
@@ -281,7 +281,8 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
           yield* Metric.increment(context.metrics.submits)
-          yield* publish(context, TaskEvent.Sending({ taskKey: record.taskKey, at: yield* Clock.currentTimeMillis, attempt }))
+          const sendingAt = yield* Clock.currentTimeMillis
+          yield* publish(context, () => TaskEvent.Sending({ taskKey: record.taskKey, at: sendingAt, attempt }))
           const exit = yield* restore(
             provider.submit({ taskKey: record.taskKey, wire: record.request! }).pipe(
               Effect.timeoutFail({
@@ -296,13 +297,9 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
           ).pipe(Effect.exit)
           if (Exit.isSuccess(exit)) {
             const submitted = yield* markSubmitted(record, exit.value.remoteTaskId)
-            yield* publish(
-              context,
-              TaskEvent.Submitted({
-                taskKey: submitted.taskKey,
-                remoteTaskId: exit.value.remoteTaskId,
-                at: submitted.submittedAt ?? (yield* Clock.currentTimeMillis)
-              })
+            const submittedAt = submitted.submittedAt ?? (yield* Clock.currentTimeMillis)
+            yield* publish(context, () =>
+              TaskEvent.Submitted({ taskKey: submitted.taskKey, remoteTaskId: exit.value.remoteTaskId, at: submittedAt })
             )
             return { _tag: "Accepted", record: submitted } as const
           }

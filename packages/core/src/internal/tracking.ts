@@ -1,16 +1,18 @@
 // Tracking running tasks: a task the provider has is polled by the scheduler while anyone waits
 // for it, each status is applied to the row as `TaskState.applyStatus` says, with fenced writes,
-// and waiters await one Deferred per task. The tracking process holds the row's lease (renewed at
-// half-life); a process that finds another live holder follows the ledger instead of polling.
+// and each waiter awaits a Deferred of its own (no fiber per waiter: deadlines are a due-time
+// queue served by one fiber). The tracking process holds the row's lease (renewed at half-life);
+// a process that finds another live holder follows the ledger instead of polling.
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
+import * as Exit from "effect/Exit"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import {
   DeadlineExceeded,
@@ -27,25 +29,43 @@ import { applyStatus, heldByOther, isInFlight } from "../TaskState.js"
 import { Failed, type TaskStatus } from "../TaskStatus.js"
 import { type ClientContext, noLease, publish, write } from "./clientContext.js"
 import { finalOutcome, type WaitError } from "./outcomes.js"
+import { DueQueue, type Scheduled } from "./dueQueue.js"
 import * as PollScheduler from "./pollScheduler.js"
 import type { Results } from "./results.js"
 
 /** Another live process holds the task: follow the ledger instead of polling. Internal only. */
 class HeldElsewhere extends Data.TaggedError("HeldElsewhere")<{ readonly record: TaskRecord }> {}
 
-/** A task this process tracks: the row as it last wrote or read it, and the one outcome every waiter awaits. */
+/** A task this process tracks: the row as it last wrote or read it, and who waits for it. */
 interface Tracked {
   record: TaskRecord
-  readonly done: Deferred.Deferred<TaskRecord, WaitError | HeldElsewhere>
   readonly plan: PollPlan
-  waiters: number
-  /** The fiber taking the task's concurrency slot (a no-op when the task holds one already). */
-  readonly slot: Fiber.RuntimeFiber<void>
+  readonly waiters: Set<Waiter>
+}
+
+/** One waiter: its outcome, and its deadline in the deadline queue. */
+export interface Waiter extends Scheduled {
+  readonly done: Deferred.Deferred<TaskRecord, WaitError | HeldElsewhere>
+  readonly task: Tracked
+  readonly startedAt: number
 }
 
 export interface Tracking {
   /** Waits until the task ends (deadline aside), tracking it while anyone waits. */
   readonly await: (record: TaskRecord, plan: PollPlan, deadlineAt: number) => Effect.Effect<TaskRecord, WaitError>
+  /**
+   * Registers a waiter without waiting (no fiber): `reconcile` registers every row, then awaits
+   * them one after another. `Left` is a row that needs no tracking (or another process tracks it).
+   */
+  readonly join: (
+    record: TaskRecord,
+    plan: PollPlan,
+    deadlineAt: number
+  ) => Effect.Effect<Waiter | TaskRecord, LedgerError | UnknownTask>
+  /** Awaits a registered waiter's outcome. */
+  readonly awaitWaiter: (waiter: Waiter, plan: PollPlan, deadlineAt: number) => Effect.Effect<TaskRecord, WaitError>
+  /** Whether this process tracks the task. */
+  readonly isTracked: (taskKey: string) => boolean
   /** Asks for the task's status now and applies it; returns the row after it. */
   readonly refresh: (record: TaskRecord) => Effect.Effect<TaskRecord, WaitError>
   /** Records a cancel the provider accepted: the row becomes `cancelled` and its waiters end with `TaskCancelled`. */
@@ -82,19 +102,30 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         Option.isSome(row) ? Effect.succeed(row.value) : Effect.fail(new UnknownTask({ reference: taskKey }))
       )
 
+    // Waiters' deadlines, served by one fiber.
+    const deadlines = new DueQueue<Waiter>()
+    const deadlineWakeups = yield* Queue.sliding<void>(1)
+
     /** Ends tracking of a task: no more polls, the slot freed when the task is over. */
     const stop = (task: Tracked, finished: boolean) =>
-      Effect.gen(function* () {
-        if (tracked.get(task.record.taskKey) === undefined) return
-        tracked.delete(task.record.taskKey)
-        if (finished) {
-          yield* Fiber.interrupt(task.slot)
-          yield* limits.releaseTaskSlot(task.record.taskKey)
-        }
+      Effect.suspend(() => {
+        if (tracked.get(task.record.taskKey) === task) tracked.delete(task.record.taskKey)
+        return finished ? limits.releaseTaskSlot(task.record.taskKey) : Effect.void
       })
 
+    /** Gives every waiter of the task this outcome (run once, shared by all). */
+    const settleWaiters = (task: Tracked, exit: Exit.Exit<TaskRecord, WaitError | HeldElsewhere>) =>
+      Effect.forEach(
+        task.waiters,
+        (waiter) => {
+          deadlines.unschedule(waiter)
+          return Deferred.done(waiter.done, exit)
+        },
+        { discard: true }
+      ).pipe(Effect.ensuring(Effect.sync(() => task.waiters.clear())))
+
     const conclude = (task: Tracked, outcome: Effect.Effect<TaskRecord, WaitError | HeldElsewhere>) =>
-      Effect.zipRight(stop(task, true), Deferred.complete(task.done, outcome))
+      Effect.zipRight(stop(task, true), Effect.flatMap(Effect.exit(outcome), (exit) => settleWaiters(task, exit)))
 
     /** A fenced write of a status's patch; on a lost race, re-reads and applies the status to the fresh row. */
     const record = (
@@ -172,7 +203,7 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         if (isInFlight(row.state)) {
           yield* publish(
             context,
-            status._tag === "Processing"
+            () => status._tag === "Processing"
               ? TaskEvent.Processing({ taskKey, at: now, progress: status.progress, nextPollAt })
               : TaskEvent.Pending({ taskKey, at: now, nextPollAt })
           )
@@ -183,7 +214,7 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
           yield* Metric.increment(context.metrics.failures)
           yield* publish(
             context,
-            TaskEvent.Failed({ taskKey, at: now, code: row.failCode ?? "UNKNOWN", message: row.failMessage ?? "", record: row })
+            () => TaskEvent.Failed({ taskKey, at: now, code: row.failCode ?? "UNKNOWN", message: row.failMessage ?? "", record: row })
           )
           yield* conclude(task, Effect.fail(new TaskFailed({ taskKey, code: row.failCode ?? "UNKNOWN", failMessage: row.failMessage ?? "" })))
           return true
@@ -191,7 +222,10 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         if (row.state === "succeeded") {
           // The slot is free as soon as the provider is done; storing the outputs needs none.
           yield* stop(task, true)
-          yield* Effect.forkIn(Deferred.complete(task.done, results.finish(row)), scope)
+          yield* Effect.forkIn(
+            Effect.flatMap(Effect.exit(results.finish(row)), (exit) => settleWaiters(task, exit)),
+            scope
+          )
           return true
         }
         yield* conclude(task, finalOutcome(row) ?? Effect.succeed(row))
@@ -202,7 +236,7 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         publish(
           context,
-          TaskEvent.Retrying({ taskKey: task.record.taskKey, at: now, reason: context.redact(error.message), nextPollAt })
+          () => TaskEvent.Retrying({ taskKey: task.record.taskKey, at: now, reason: context.redact(error.message), nextPollAt })
         )
       )
 
@@ -224,7 +258,7 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         },
         onGiveUp: (entry, error) => {
           const task = tracked.get(entry.taskKey)
-          return task === undefined ? Effect.void : Effect.zipRight(stop(task, false), Deferred.fail(task.done, error))
+          return task === undefined ? Effect.void : Effect.zipRight(stop(task, false), settleWaiters(task, Exit.fail(error)))
         }
       }
     })
@@ -255,67 +289,97 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         if (again !== undefined) return again
         if (!isInFlight(claimed.state)) return claimed
         const now = yield* Clock.currentTimeMillis
-        const task: Tracked = {
-          record: claimed,
-          done: Deferred.unsafeMake(FiberId.none),
-          plan,
-          waiters: 0,
-          slot: yield* Effect.forkIn(limits.acquireTaskSlot(claimed.taskKey), scope)
-        }
+        const task: Tracked = { record: claimed, plan, waiters: new Set() }
         tracked.set(claimed.taskKey, task)
         const firstPollAt = Math.max(now, (claimed.submittedAt ?? now) + Duration.toMillis(plan.firstPollAfter))
         yield* scheduler.track(claimed.taskKey, claimed.remoteTaskId!, firstPollAt, Duration.toMillis(plan.interval))
         return task
       })
 
-    /** The last waiter left: stop polling and give the lease back so any process can take the task at once. */
-    const leave = (task: Tracked) =>
+    /** A waiter leaves (deadline or interrupt); the last one stops the polling and gives the lease back. */
+    const leave = (waiter: Waiter) =>
       Effect.suspend(() => {
-        task.waiters -= 1
-        if (task.waiters > 0 || tracked.get(task.record.taskKey) !== task) return Effect.void
+        const task = waiter.task
+        deadlines.unschedule(waiter)
+        if (!task.waiters.delete(waiter) || task.waiters.size > 0 || tracked.get(task.record.taskKey) !== task) {
+          return Effect.void
+        }
         tracked.delete(task.record.taskKey)
+        // So any process can take the task at once; the task stays in flight and resumable.
         return scheduler.untrack(task.record.taskKey).pipe(
           Effect.zipRight(write(context, task.record, noLease)),
           Effect.ignore
         )
       })
 
+    // The one deadline fiber: fails each waiter whose deadline passed.
+    const deadlineLoop = Effect.gen(function* () {
+      for (;;) {
+        const next = deadlines.peek()
+        if (next === undefined) {
+          yield* Queue.take(deadlineWakeups)
+          continue
+        }
+        const now = yield* Clock.currentTimeMillis
+        if (next.dueAt > now) {
+          yield* Effect.race(Effect.sleep(Duration.millis(next.dueAt - now)), Queue.take(deadlineWakeups))
+          continue
+        }
+        deadlines.pop()
+        const waiter = next.item
+        yield* Deferred.fail(waiter.done, new DeadlineExceeded({ taskKey: waiter.task.record.taskKey, waitedMillis: now - waiter.startedAt }))
+        yield* leave(waiter)
+      }
+    })
+    yield* Effect.forkScoped(deadlineLoop)
+
+    const join: Tracking["join"] = (row, plan, deadlineAt) =>
+      Effect.uninterruptible(
+        Effect.gen(function* () {
+          const task = yield* begin(row, plan).pipe(
+            Effect.catchTag("HeldElsewhere", (held) => Effect.succeed(held.record))
+          )
+          if (!("waiters" in task)) return task
+          const waiter: Waiter = {
+            done: Deferred.unsafeMake(FiberId.none),
+            task,
+            startedAt: yield* Clock.currentTimeMillis,
+            generation: 0
+          }
+          task.waiters.add(waiter)
+          deadlines.schedule(waiter, deadlineAt)
+          deadlineWakeups.unsafeOffer(undefined)
+          return waiter
+        })
+      )
+
+    const awaitWaiter: Tracking["awaitWaiter"] = (waiter, plan, deadlineAt) =>
+      Deferred.await(waiter.done).pipe(
+        Effect.onInterrupt(() => leave(waiter)),
+        Effect.catchTag("HeldElsewhere", (held) => follow(held.record, plan, deadlineAt))
+      )
+
+    const awaitTask: Tracking["await"] = (row, plan, deadlineAt) =>
+      Effect.flatMap(join(row, plan, deadlineAt), (joined) =>
+        "done" in joined ? awaitWaiter(joined, plan, deadlineAt) : next(joined, plan, deadlineAt)
+      )
+
+    // A row that is no longer running when tracking would begin: what it became decides.
+    const next = (row: TaskRecord, plan: PollPlan, deadlineAt: number): Effect.Effect<TaskRecord, WaitError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        row.state === "succeeded"
+          ? results.finish(row)
+          : isInFlight(row.state)
+            ? heldByOther(row, context.owner, now)
+              ? follow(row, plan, deadlineAt)
+              : awaitTask(row, plan, deadlineAt)
+            : (finalOutcome(row) ?? Effect.succeed(row))
+      )
+
     const deadlineError = (taskKey: string, startedAt: number) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.fail(new DeadlineExceeded({ taskKey, waitedMillis: now - startedAt }))
       )
-
-    const awaitTask: Tracking["await"] = (row, plan, deadlineAt) =>
-      Effect.gen(function* () {
-        const startedAt = yield* Clock.currentTimeMillis
-        const outcome = yield* Effect.uninterruptibleMask((restore) =>
-          Effect.gen(function* () {
-            const task = yield* begin(row, plan)
-            if (!("done" in task)) return yield* (finalOutcome(task) ?? next(task, plan, deadlineAt))
-            task.waiters += 1
-            return yield* restore(
-              Deferred.await(task.done).pipe(
-                Effect.timeoutFail({
-                  duration: Duration.millis(Math.max(0, deadlineAt - startedAt)),
-                  onTimeout: () => new DeadlineExceeded({ taskKey: row.taskKey, waitedMillis: 0 })
-                })
-              )
-            ).pipe(Effect.ensuring(leave(task)))
-          })
-        ).pipe(
-          Effect.catchTag("DeadlineExceeded", (error) => deadlineError(error.taskKey, startedAt)),
-          Effect.catchTag("HeldElsewhere", (held) => follow(held.record, plan, deadlineAt))
-        )
-        return outcome
-      })
-
-    // A row that is no longer running when tracking would begin: what it became decides.
-    const next = (row: TaskRecord, plan: PollPlan, deadlineAt: number): Effect.Effect<TaskRecord, WaitError> =>
-      row.state === "succeeded"
-        ? results.finish(row)
-        : isInFlight(row.state)
-          ? awaitTask(row, plan, deadlineAt)
-          : (finalOutcome(row) ?? Effect.succeed(row))
 
     /**
      * Another live process tracks the task: read the ledger at the poll interval (no provider
@@ -330,7 +394,10 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
           if (now >= deadlineAt) return yield* deadlineError(row.taskKey, startedAt)
           const done = finalOutcome(current)
           if (done !== undefined) return yield* done
-          if (!heldByOther(current, context.owner, now)) return yield* next(current, plan, deadlineAt)
+          if (!heldByOther(current, context.owner, now)) {
+            const taken: Effect.Effect<TaskRecord, WaitError> = next(current, plan, deadlineAt)
+            return yield* taken
+          }
           const wakeAt = Math.min(deadlineAt, now + Duration.toMillis(plan.interval), current.leaseExpiresAt ?? now)
           yield* Effect.sleep(Duration.millis(Math.max(1, wakeAt - now)))
           current = yield* reread(row.taskKey)
@@ -395,9 +462,17 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
           yield* limits.releaseTaskSlot(row.taskKey)
         }
         const now = yield* Clock.currentTimeMillis
-        yield* publish(context, TaskEvent.Cancelled({ taskKey: row.taskKey, at: now, record: current }))
+        yield* publish(context, () => TaskEvent.Cancelled({ taskKey: row.taskKey, at: now, record: current }))
         return current
       })
 
-    return { await: awaitTask, refresh, confirmCancel, size: Effect.sync(() => tracked.size) }
+    return {
+      await: awaitTask,
+      join,
+      awaitWaiter,
+      isTracked: (taskKey) => tracked.has(taskKey),
+      refresh,
+      confirmCancel,
+      size: Effect.sync(() => tracked.size)
+    }
   })
