@@ -26,7 +26,7 @@ const serveOutputs = (
   server: ScriptedHttpServer.ScriptedServer,
   count: number,
   bytes: number,
-  announceLength = true
+  announceLength: boolean | undefined = true
 ) => {
   for (let index = 0; index < count; index++) {
     server.script(`GET /results/${index}.mp4`, {
@@ -40,6 +40,27 @@ const serveOutputs = (
 const downloadedPaths = (server: ScriptedHttpServer.ScriptedServer) =>
   server.requests().map((request) => request.pathname)
 
+/**
+ * Serves `count` outputs of `bytes` bytes, stores the task's results with `options`, and returns
+ * the outcome, the keys in the store and the paths the server was asked for.
+ */
+const storeFromServer = (
+  serve: { readonly count: number; readonly bytes: number; readonly announceLength?: boolean },
+  options: ResultStorage.Options
+) =>
+  Effect.gen(function* () {
+    const server = yield* ScriptedHttpServer.make
+    serveOutputs(server, serve.count, serve.bytes, serve.announceLength)
+    const result = yield* Effect.either(
+      ResultStorage.storeResults(succeededTask(server.baseUrl, serve.count), { retry: noRetry, ...options })
+    )
+    const kept = yield* Effect.flatMap(ArtifactStore.ArtifactStore, (store) => store.list())
+    return { result, kept: kept.map((artifact) => artifact.key), fetched: downloadedPaths(server) }
+  }).pipe(Effect.provide(downloads))
+
+const outputKeys = (count: number) => Array.from({ length: count }, (_, index) => `p/m/bounded/${index}.mp4`)
+const outputPaths = (count: number) => Array.from({ length: count }, (_, index) => `/results/${index}.mp4`)
+
 describe("ResultStorage bounds", () => {
   it.scoped("a task listing 200 result URLs stores the first 8 and fetches only those 8", () =>
     Effect.gen(function* () {
@@ -48,93 +69,74 @@ describe("ResultStorage bounds", () => {
       const storage = yield* ResultStorage.ResultStorage
       expect(storage.maxOutputs).toBe(8)
       const stored = yield* storage.store(succeededTask(server.baseUrl, 200))
-      expect(stored.map((artifact) => artifact.key)).toEqual(
-        Array.from({ length: 8 }, (_, index) => `p/m/bounded/${index}.mp4`)
-      )
+      expect(stored.map((artifact) => artifact.key)).toEqual(outputKeys(8))
       const kept = yield* Effect.flatMap(ArtifactStore.ArtifactStore, (store) => store.list())
       expect(kept).toHaveLength(8)
-      expect(downloadedPaths(server)).toEqual(Array.from({ length: 8 }, (_, index) => `/results/${index}.mp4`))
+      expect(downloadedPaths(server)).toEqual(outputPaths(8))
     }).pipe(Effect.provide(ResultStorage.layer({ retry: noRetry }).pipe(Layer.provideMerge(downloads))))
   )
 
   it.scoped("maxOutputs sets how many outputs are fetched and stored", () =>
     Effect.gen(function* () {
-      const server = yield* ScriptedHttpServer.make
-      serveOutputs(server, 200, 16)
-      const stored = yield* ResultStorage.storeResults(succeededTask(server.baseUrl, 200), {
-        maxOutputs: 3,
-        retry: noRetry
-      })
-      expect(stored).toHaveLength(3)
-      expect(downloadedPaths(server)).toEqual(["/results/0.mp4", "/results/1.mp4", "/results/2.mp4"])
-    }).pipe(Effect.provide(downloads))
+      const { result, kept, fetched } = yield* storeFromServer({ count: 200, bytes: 16 }, { maxOutputs: 3 })
+      expect(Either.isRight(result) && result.right).toHaveLength(3)
+      expect(kept).toEqual(outputKeys(3))
+      expect(fetched).toEqual(outputPaths(3))
+    })
   )
 
   it.scoped("an output past what is left of maxTotalBytes is ArtifactTooLarge, refused on its announced length", () =>
     Effect.gen(function* () {
-      const server = yield* ScriptedHttpServer.make
-      serveOutputs(server, 5, 1000)
-      const result = yield* Effect.either(
-        ResultStorage.storeResults(succeededTask(server.baseUrl, 5), { maxTotalBytes: 2500, retry: noRetry })
-      )
+      const { result, kept, fetched } = yield* storeFromServer({ count: 5, bytes: 1000 }, { maxTotalBytes: 2500 })
       // 1000 + 1000 fit; the third may have only the 500 bytes left of the total.
       expect(Either.isLeft(result) && result.left).toMatchObject({
         _tag: "ArtifactTooLarge",
         key: "p/m/bounded/2.mp4",
         maxBytes: 500
       })
-      const kept = yield* Effect.flatMap(ArtifactStore.ArtifactStore, (store) => store.list())
-      expect(kept.map((artifact) => artifact.key)).toEqual(["p/m/bounded/0.mp4", "p/m/bounded/1.mp4"])
-      expect(downloadedPaths(server)).toEqual(["/results/0.mp4", "/results/1.mp4", "/results/2.mp4"])
-    }).pipe(Effect.provide(downloads))
+      expect(kept).toEqual(outputKeys(2))
+      expect(fetched).toEqual(outputPaths(3))
+    })
   )
 
   it.scoped("without an announced length, the store's cap stops the body at what is left of the total", () =>
     Effect.gen(function* () {
-      const server = yield* ScriptedHttpServer.make
-      serveOutputs(server, 3, 1000, false)
-      const result = yield* Effect.either(
-        ResultStorage.storeResults(succeededTask(server.baseUrl, 3), { maxTotalBytes: 1999, retry: noRetry })
+      const { result, kept, fetched } = yield* storeFromServer(
+        { count: 3, bytes: 1000, announceLength: false },
+        { maxTotalBytes: 1999 }
       )
       expect(Either.isLeft(result) && result.left).toMatchObject({
         _tag: "ArtifactTooLarge",
         key: "p/m/bounded/1.mp4",
         maxBytes: 999
       })
-      const kept = yield* Effect.flatMap(ArtifactStore.ArtifactStore, (store) => store.list())
-      expect(kept.map((artifact) => artifact.key)).toEqual(["p/m/bounded/0.mp4"])
-      expect(downloadedPaths(server)).toEqual(["/results/0.mp4", "/results/1.mp4"])
-    }).pipe(Effect.provide(downloads))
+      expect(kept).toEqual(outputKeys(1))
+      expect(fetched).toEqual(outputPaths(2))
+    })
   )
 
   it.scoped("each output's cap is maxBytes when that is smaller than what is left of the total", () =>
     Effect.gen(function* () {
-      const server = yield* ScriptedHttpServer.make
-      serveOutputs(server, 2, 1000)
-      const result = yield* Effect.either(
-        ResultStorage.storeResults(succeededTask(server.baseUrl, 2), { maxBytes: 999, retry: noRetry })
-      )
+      const { result, kept, fetched } = yield* storeFromServer({ count: 2, bytes: 1000 }, { maxBytes: 999 })
       expect(Either.isLeft(result) && result.left).toMatchObject({
         _tag: "ArtifactTooLarge",
         key: "p/m/bounded/0.mp4",
         maxBytes: 999
       })
-      expect(downloadedPaths(server)).toEqual(["/results/0.mp4"])
-    }).pipe(Effect.provide(downloads))
+      expect(kept).toEqual([])
+      expect(fetched).toEqual(outputPaths(1))
+    })
   )
 
   it.scoped("outputs that fit both bounds exactly are all stored", () =>
     Effect.gen(function* () {
-      const server = yield* ScriptedHttpServer.make
-      serveOutputs(server, 4, 1000)
-      const stored = yield* ResultStorage.storeResults(succeededTask(server.baseUrl, 4), {
-        maxBytes: 1000,
-        maxTotalBytes: 4000,
-        retry: noRetry
-      })
-      expect(stored.map((artifact) => artifact.bytes)).toEqual([1000, 1000, 1000, 1000])
-      expect(downloadedPaths(server)).toHaveLength(4)
-    }).pipe(Effect.provide(downloads))
+      const { result, fetched } = yield* storeFromServer(
+        { count: 4, bytes: 1000 },
+        { maxBytes: 1000, maxTotalBytes: 4000 }
+      )
+      expect(Either.isRight(result) && result.right.map((artifact) => artifact.bytes)).toEqual([1000, 1000, 1000, 1000])
+      expect(fetched).toEqual(outputPaths(4))
+    })
   )
 
   it.effect("a bound that is not a whole positive number is a defect naming the option, before any download", () =>

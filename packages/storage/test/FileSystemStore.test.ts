@@ -22,7 +22,7 @@ import { join } from "node:path"
 import { afterAll } from "vitest"
 import * as DirectorySync from "../src/internal/directorySync.js"
 import * as WriterIdentity from "../src/internal/writerIdentity.js"
-import { lines, spawnFixture, startHeldBodyServer } from "./utils.js"
+import { type HeldBodyServer, lines, spawnFixture, startHeldBodyServer } from "./utils.js"
 
 const root = mkdtempSync(join(tmpdir(), "reelkit-fs-store-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -280,36 +280,48 @@ describe("FileSystemStore: temporary files of dead and live writers", () => {
   )
 
   const megabyte = 1024 * 1024
-  // An 8 MiB body whose server stops after 6 MiB; the writer says so once 4 MiB are in its put.
-  const startWriter = (dir: string, url: string) => {
-    const child = spawnFixture("downloadWriter", [dir, url, "p/m/t/0.mp4", String(4 * megabyte)])
-    const output = lines(child)
-    return { child, output, progress: output.waitFor((line) => line.startsWith("put-progress p/m/t/0.mp4 ")) }
-  }
+  // A child process downloading an 8 MiB body whose server stops after 6 MiB, into a new store
+  // directory; `run` starts once the child says 4 MiB are in its put.
+  const withWriterMidDownload = (
+    prefix: string,
+    run: (writer: {
+      readonly dir: string
+      readonly server: HeldBodyServer
+      readonly child: ReturnType<typeof spawnFixture>
+      readonly output: ReturnType<typeof lines>
+    }) => Promise<void>
+  ) =>
+    Effect.promise(async () => {
+      const dir = mkdtempSync(join(root, prefix))
+      const server = await startHeldBodyServer(8 * megabyte, 6 * megabyte)
+      const child = spawnFixture("downloadWriter", [dir, server.url, "p/m/t/0.mp4", String(4 * megabyte)])
+      try {
+        const output = lines(child)
+        await output.waitFor((line) => line.startsWith("put-progress p/m/t/0.mp4 "))
+        await run({ dir, server, child, output })
+      } finally {
+        // A failed assertion must not leave the held writer running.
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+        await server.close()
+      }
+    })
 
   it.live(
     "a writer SIGKILLed mid-download leaves a temporary file that the next store made on the root removes at once",
     () =>
-      Effect.promise(async () => {
-        const dir = mkdtempSync(join(root, "killed-"))
-        const server = await startHeldBodyServer(8 * megabyte, 6 * megabyte)
-        try {
-          const writer = startWriter(dir, server.url)
-          await writer.progress
-          const [temporary, ...others] = filesUnder(dir)
-          expect(others).toEqual([])
-          expect(temporary).toMatch(
-            new RegExp(`^p/m/t/\\.0\\.mp4~tmp-[0-9a-f.x]+\\.${writer.child.pid}\\.[0-9x]+-[0-9a-f]{12}$`)
-          )
-          expect(statSync(join(dir, temporary!)).size).toBeGreaterThanOrEqual(megabyte)
-          writer.child.kill("SIGKILL")
-          expect(await writer.output.exited).toBe(null)
-          // Seconds old, far below the 1 hour age rule: removed because its writer is dead.
-          await Effect.runPromise(FileSystemStore.make({ root: dir }))
-          expect(filesUnder(dir)).toEqual([])
-        } finally {
-          await server.close()
-        }
+      withWriterMidDownload("killed-", async (writer) => {
+        const { dir } = writer
+        const [temporary, ...others] = filesUnder(dir)
+        expect(others).toEqual([])
+        expect(temporary).toMatch(
+          new RegExp(`^p/m/t/\\.0\\.mp4~tmp-[0-9a-f.x]+\\.${writer.child.pid}\\.[0-9x]+-[0-9a-f]{12}$`)
+        )
+        expect(statSync(join(dir, temporary!)).size).toBeGreaterThanOrEqual(megabyte)
+        writer.child.kill("SIGKILL")
+        expect(await writer.output.exited).toBe(null)
+        // Seconds old, far below the 1 hour age rule: removed because its writer is dead.
+        await Effect.runPromise(FileSystemStore.make({ root: dir }))
+        expect(filesUnder(dir)).toEqual([])
       }),
     60_000
   )
@@ -317,26 +329,19 @@ describe("FileSystemStore: temporary files of dead and live writers", () => {
   it.live(
     "a live writer's temporary file survives another store made on the root, and its put then commits",
     () =>
-      Effect.promise(async () => {
-        const dir = mkdtempSync(join(root, "live-"))
-        const server = await startHeldBodyServer(8 * megabyte, 6 * megabyte)
-        try {
-          const writer = startWriter(dir, server.url)
-          await writer.progress
-          const before = filesUnder(dir)
-          expect(before).toHaveLength(1)
-          expect(before[0]).toContain(`.${writer.child.pid}.`)
-          await Effect.runPromise(FileSystemStore.make({ root: dir }))
-          expect(filesUnder(dir)).toEqual(before)
-          server.release()
-          const stored = await writer.output.waitFor((line) => line.startsWith("stored "))
-          expect(await writer.output.exited).toBe(0)
-          const sha256 = createHash("sha256").update(server.body).digest("hex")
-          expect(stored).toBe(`stored ${sha256} ${8 * megabyte}`)
-          expect(filesUnder(dir)).toEqual(["p/m/t/0.mp4", "p/m/t/0.mp4~meta.json"])
-        } finally {
-          await server.close()
-        }
+      withWriterMidDownload("live-", async (writer) => {
+        const { dir, server } = writer
+        const before = filesUnder(dir)
+        expect(before).toHaveLength(1)
+        expect(before[0]).toContain(`.${writer.child.pid}.`)
+        await Effect.runPromise(FileSystemStore.make({ root: dir }))
+        expect(filesUnder(dir)).toEqual(before)
+        server.release()
+        const stored = await writer.output.waitFor((line) => line.startsWith("stored "))
+        expect(await writer.output.exited).toBe(0)
+        const sha256 = createHash("sha256").update(server.body).digest("hex")
+        expect(stored).toBe(`stored ${sha256} ${8 * megabyte}`)
+        expect(filesUnder(dir)).toEqual(["p/m/t/0.mp4", "p/m/t/0.mp4~meta.json"])
       }),
     60_000
   )
