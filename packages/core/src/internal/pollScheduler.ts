@@ -82,33 +82,45 @@ export const make = (options: SchedulerOptions): Effect.Effect<PollScheduler, ne
     }
     const settlePolled = (entry: Entry) => {
       const polled = entry.polled
+      if (polled === undefined) return Effect.void
       entry.polled = undefined
-      return polled === undefined ? Effect.void : Deferred.succeed(polled, undefined)
+      return Deferred.succeed(polled, undefined)
     }
 
-    const pollOnce = (entry: Entry): Effect.Effect<void> =>
-      Effect.gen(function* () {
-        entry.polls += 1
-        yield* Metric.increment(metrics.polls)
-        const result = yield* Effect.either(
-          provider.status(entry.remoteTaskId).pipe(
-            Effect.withSpan("reelkit.status", {
-              captureStackTrace: false,
-              attributes: { ...options.spanAttributes, "reelkit.task_key": entry.taskKey, "reelkit.attempt": entry.polls }
-            })
-          )
+    const statusOf = (entry: Entry) =>
+      Effect.either(
+        provider.status(entry.remoteTaskId).pipe(
+          Effect.withSpan("reelkit.status", {
+            captureStackTrace: false,
+            attributes: { ...options.spanAttributes, "reelkit.task_key": entry.taskKey, "reelkit.attempt": entry.polls }
+          })
         )
-        const now = yield* Clock.currentTimeMillis
-        entry.polling = false
-        if (result._tag === "Right") {
-          entry.retry = undefined
-          const nextPollAt = now + entry.intervalMillis
-          const finished = yield* handler.onStatus(entry, result.right, nextPollAt)
-          if (finished) forget(entry)
-          else if (isCurrent(entry)) reschedule(entry, nextPollAt)
-          return
-        }
-        const error = result.left
+      )
+
+    // The poll path is the hottest code of the client: plain combinators, no Effect.gen.
+    const pollOnce = (entry: Entry): Effect.Effect<void> => {
+      entry.polls += 1
+      return Metric.increment(metrics.polls).pipe(
+        Effect.zipRight(statusOf(entry)),
+        Effect.flatMap((result) =>
+          Effect.clockWith((clock) => {
+            const now = clock.unsafeCurrentTimeMillis()
+            entry.polling = false
+            if (result._tag === "Left") return onFailure(entry, result.left, now)
+            entry.retry = undefined
+            const nextPollAt = now + entry.intervalMillis
+            return Effect.map(handler.onStatus(entry, result.right, nextPollAt), (finished) => {
+              if (finished) forget(entry)
+              else if (isCurrent(entry)) reschedule(entry, nextPollAt)
+            })
+          })
+        ),
+        Effect.ensuring(Effect.suspend(() => settlePolled(entry)))
+      )
+    }
+
+    const onFailure = (entry: Entry, error: ProviderError, now: number): Effect.Effect<void> =>
+      Effect.gen(function* () {
         if (error._tag === "RateLimited") yield* limits.backOff(Duration.millis(error.retryAfterMillis ?? 0))
         entry.retry ??= Schedules.stepper(options.retry)
         const delay = yield* entry.retry.next(error, now)
@@ -120,7 +132,7 @@ export const make = (options: SchedulerOptions): Effect.Effect<PollScheduler, ne
         yield* Metric.increment(metrics.retries)
         yield* handler.onRetry(entry, error, now + delay.value)
         if (isCurrent(entry)) reschedule(entry, now + delay.value)
-      }).pipe(Effect.ensuring(Effect.suspend(() => settlePolled(entry))))
+      })
 
     // The one loop: wait for the most-due task, take one request from the shared budget, hand it
     // to a worker (so a slow answer never holds the others up), and go on.

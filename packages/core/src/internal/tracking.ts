@@ -160,7 +160,8 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
     // The patch a status asks for on the row as tracked (with the lease renewed when due), or
     // `undefined` when nothing needs writing.
     const patchFor = (task: Tracked, status: TaskStatus, now: number): Effect.Effect<TaskPatch | undefined> =>
-      Effect.sync(() => {
+      Effect.sync(() => patchNow(task, status, now))
+    const patchNow = (task: Tracked, status: TaskStatus, now: number): TaskPatch | undefined => {
         const effect = applyStatus(task.record, redacted(status), statusContext(now))
         const renewal = leaseRenewal(task.record, now)
         switch (effect._tag) {
@@ -174,7 +175,7 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
             // A failed task is over here; a succeeded one keeps the lease while its outputs are stored.
             return effect.patch.state === "failed" ? { ...effect.patch, ...noLease } : { ...effect.patch, ...renewal }
         }
-      })
+    }
     const leaseRenewal = (row: TaskRecord, now: number): TaskPatch | undefined =>
       row.leaseOwner === context.owner && (row.leaseExpiresAt ?? 0) - now > settings.leaseMillis / 2
         ? undefined
@@ -182,9 +183,29 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
 
     /** What a status means for a tracked task; true when the task is finished. */
     const onStatus = (task: Tracked, status: TaskStatus, nextPollAt: number): Effect.Effect<boolean> =>
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const patch = patchNow(task, status, now)
+        // The common case, a task still running as it was: nothing to write, no Effect.gen on the poll path.
+        if (patch === undefined && isInFlight(task.record.state)) {
+          return Effect.as(publishProgress(task.record.taskKey, status, now, nextPollAt), false)
+        }
+        return writeThenTell(task, status, patch, now, nextPollAt)
+      })
+    const publishProgress = (taskKey: string, status: TaskStatus, now: number, nextPollAt: number) =>
+      publish(context, () =>
+        status._tag === "Processing"
+          ? TaskEvent.Processing({ taskKey, at: now, progress: status.progress, nextPollAt })
+          : TaskEvent.Pending({ taskKey, at: now, nextPollAt })
+      )
+    const writeThenTell = (
+      task: Tracked,
+      status: TaskStatus,
+      patch: TaskPatch | undefined,
+      now: number,
+      nextPollAt: number
+    ): Effect.Effect<boolean> =>
       Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        const patch = yield* patchFor(task, status, now)
         if (patch !== undefined) {
           const written = yield* Effect.either(record(task, patch, status, 0))
           if (written._tag === "Left") {
@@ -201,12 +222,7 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         const row = task.record
         const taskKey = row.taskKey
         if (isInFlight(row.state)) {
-          yield* publish(
-            context,
-            () => status._tag === "Processing"
-              ? TaskEvent.Processing({ taskKey, at: now, progress: status.progress, nextPollAt })
-              : TaskEvent.Pending({ taskKey, at: now, nextPollAt })
-          )
+          yield* publishProgress(taskKey, status, now, nextPollAt)
           return false
         }
         if (row.submittedAt !== undefined) yield* Metric.update(context.metrics.completion, (now - row.submittedAt) / 1000)
