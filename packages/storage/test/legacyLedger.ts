@@ -68,7 +68,7 @@ export const writeSchemaOne = (rows: ReadonlyArray<Record<string, unknown>>) =>
   })
 
 /** Checks that a ledger opened on the migrated schema reads every legacy row as migration 2 promises. */
-export const expectMigrated = (ledger: TaskLedger.Service) =>
+export const expectMigrated = (ledger: TaskLedger.Service): Effect.Effect<void, unknown> =>
   Effect.gen(function* () {
     for (const expected of legacyRows) {
       const record = Option.getOrThrow(yield* ledger.get(expected.row.task_key))
@@ -110,7 +110,7 @@ export const corruptRow = (taskKey: string) =>
   })
 
 /** Checks that reading `corruptRow(taskKey)` is a LedgerError naming the bad column and no value. */
-export const expectCorruptRowRefused = (ledger: TaskLedger.Service, taskKey: string) =>
+export const expectCorruptRowRefused = (ledger: TaskLedger.Service, taskKey: string): Effect.Effect<void, unknown> =>
   Effect.gen(function* () {
     const byGet = yield* Effect.flip(ledger.get(taskKey))
     const byList = yield* Effect.flip(ledger.list({ providerId: "legacy" }))
