@@ -69,9 +69,9 @@ export type ResultStorageError =
 export interface Options {
   /** Largest accepted output, in bytes (default 4 GiB). */
   readonly maxBytes?: number | undefined
-  /** Largest total of one task's outputs, in bytes (default 8 GiB). */
+  /** Largest total of one task's outputs, in bytes (default 8 GiB): each output may use only what is left of it. */
   readonly maxTotalBytes?: number | undefined
-  /** At most this many outputs of one task are stored; the rest are dropped (default 8). */
+  /** At most this many outputs of one task are stored; the rest are never fetched (default 8). */
   readonly maxOutputs?: number | undefined
   /** Accepted content types, as prefixes (default video/, image/, audio/, application/octet-stream). */
   readonly allowedContentTypes?: ReadonlyArray<string> | undefined
