@@ -122,7 +122,7 @@ describe("SqliteLedger", () => {
   )
 
   it.effect(
-    "two processes on one file: one create per idempotency key, one sender per task, no lost update, disjoint claims",
+    "two processes on one file: one create per idempotency key, one sender per task, no lost update, a lost lease refused, disjoint claims",
     () =>
       Effect.gen(function* () {
         const filename = join(dir, "shared.db")
@@ -132,6 +132,22 @@ describe("SqliteLedger", () => {
           Effect.forEach(
             Array.from({ length: 40 }, (_, index) => index),
             (index) => ledger.create({ taskKey: `claim-${index}`, providerId: "claims", modelId: "m", input: {} })
+          ).pipe(
+            // Tasks worker-a held under a lease that has long expired: worker-a is a stalled process.
+            Effect.zipRight(
+              Effect.forEach(
+                Array.from({ length: 5 }, (_, index) => index),
+                (index) =>
+                  ledger.create({
+                    taskKey: `lost-${index}`,
+                    providerId: "lost",
+                    modelId: "m",
+                    input: {},
+                    leaseOwner: "worker-a",
+                    leaseExpiresAt: 1
+                  })
+              )
+            )
           )
         )
         const children = ["worker-a", "worker-b"].map((worker) => {
@@ -139,7 +155,7 @@ describe("SqliteLedger", () => {
           return { worker, child, output: lines(child) }
         })
         // Start each phase in both children at once, when both are ready for it.
-        for (const phase of ["create", "hammer", "claim"]) {
+        for (const phase of ["create", "hammer", "takeover", "late", "claim"]) {
           yield* Effect.promise(() =>
             Promise.all(children.map(({ output }) => output.waitFor((line) => line === `${phase}?`)))
           )
@@ -152,7 +168,13 @@ describe("SqliteLedger", () => {
               expect(await output.exited).toBe(0)
               return {
                 worker,
-                ...(JSON.parse(line) as { created: number; sent: Array<string>; claimed: Array<string> })
+                ...(JSON.parse(line) as {
+                  created: number
+                  sent: Array<string>
+                  claimed: Array<string>
+                  lateRefusedBy: Array<string | null>
+                  takenOverSent: number
+                })
               }
             })
           )
@@ -162,6 +184,15 @@ describe("SqliteLedger", () => {
         const senders = results.flatMap((result) => result.sent.map((taskKey) => ({ taskKey, worker: result.worker })))
         expect(senders.length).toBe(30)
         expect(new Set(senders.map((sender) => sender.taskKey)).size).toBe(30)
+        // A process that lost its lease can neither write nor send: every late write of worker-a
+        // was refused, naming the new holder, and worker-b sent each task it took over.
+        const [workerA, workerB] = results
+        expect(workerA!.lateRefusedBy).toEqual(Array.from({ length: 5 }, () => "worker-b"))
+        expect(workerB!.takenOverSent).toBe(5)
+        const lost = yield* withLedger(filename, (ledger) => ledger.list({ providerId: "lost" }))
+        expect(lost.map((row) => [row.state, row.leaseOwner, row.version])).toEqual(
+          Array.from({ length: 5 }, () => ["sending", "worker-b", 3])
+        )
         const claimed = results.flatMap((result) => result.claimed)
         expect(new Set(claimed).size).toBe(claimed.length)
         expect(claimed.length).toBe(40)
