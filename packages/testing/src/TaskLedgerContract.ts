@@ -539,6 +539,25 @@ export const cases: ReadonlyArray<Case> = [
         assert.ok(Option.isNone(yield* service.get(`${scope}-second`)))
         assert.ok(Option.isNone(yield* service.findByIdempotencyKey(`${scope}-k`)))
         assert.equal(Option.getOrThrow(yield* service.findByRemoteId(remoteTaskId)).taskKey, `${scope}-holder`)
+        // Creates racing for one new id, from two processes: one row gets it, the others are refused.
+        const results = yield* Effect.all(
+          [0, 1, 2, 3].map((index) =>
+            Effect.either(
+              (index % 2 === 0 ? service : other).create(
+                newTask(scope, `racer-${index}`, { state: "submitted", remoteTaskId: `${scope}-contested` })
+              )
+            )
+          ),
+          { concurrency: "unbounded" }
+        )
+        const created = results.filter(Either.isRight)
+        assert.equal(created.length, 1)
+        assert.equal(results.filter((result) => failureTag(result) === "DuplicateRemoteId").length, 3)
+        const racers = yield* service.list({ providerId: scope })
+        assert.deepEqual(
+          keys(racers).filter((key) => key.includes("racer")),
+          [created[0]!.right.record.taskKey]
+        )
       })
   },
   {
