@@ -341,7 +341,9 @@ describe("Apixo", () => {
           expect.arrayContaining(["Apixo.generateTask", "Apixo.statusTask"])
         )
         expect(spans.find((span) => span.name === "Apixo.statusTask")?.attributes.get("apixo.task_id")).toBe("task_9")
-        expect(spans.find((span) => span.name === "Apixo.generateTask")?.attributes.get("apixo.model")).toBe("some-model")
+        expect(spans.find((span) => span.name === "Apixo.generateTask")?.attributes.get("apixo.model")).toBe(
+          "some-model"
+        )
         // The platform's HTTP span records request headers; Authorization must be redacted there.
         expect(spans.some((span) => span.attributes.has("http.request.header.authorization"))).toBe(true)
         expect(spanText(spans)).not.toContain(apiKey)
