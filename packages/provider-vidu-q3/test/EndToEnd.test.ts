@@ -291,4 +291,40 @@ describe("end to end against the fake apixo server", () => {
       expect(everything).not.toContain(secretKey.slice(8))
     })
   )
+  it.scoped("a fail message echoing the API key reaches the row, the error, logs and spans without it", () =>
+    Effect.gen(function* () {
+      const { spans, tracer } = RecordingTracer.make()
+      const logs: Array<string> = []
+      const logger = Logger.make(({ cause, message }) => {
+        logs.push(JSON.stringify({ message, cause: String(cause) }))
+      })
+      const { failure, row } = yield* Effect.gen(function* () {
+        const { client, ledger } = yield* setup({
+          outcome: FakeApixo.failure("CONTENT_VIOLATION", `Rejected: the key ${secretKey} may not make this`)
+        })
+        const handle = yield* client.start(input)
+        const failure = yield* advanceUntilDone(
+          yield* Effect.fork(Effect.flip(client.wait(handle))),
+          Duration.seconds(1)
+        )
+        yield* Effect.logError("failed", failure)
+        const row = Option.getOrThrow(yield* ledger.get(handle.taskKey))
+        return { failure, row }
+      }).pipe(Effect.withTracer(tracer), Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      expect(failure).toMatchObject({ _tag: "TaskFailed", code: "CONTENT_VIOLATION" })
+      expect(row.state).toBe("failed")
+      // The text around the key survives, so the check below is not passing on an empty message.
+      expect(row.failMessage).toBe("Rejected: the key [redacted] may not make this")
+      const everything = [
+        JSON.stringify(row),
+        JSON.stringify(failure),
+        String(failure),
+        failure.message,
+        logs.join("\n"),
+        RecordingTracer.spanText(spans)
+      ].join("\n")
+      expect(everything).toContain("[redacted]")
+      expect(everything).not.toContain(secretKey)
+    })
+  )
 })
