@@ -40,7 +40,16 @@ export interface HandlerOptions {
   readonly minConfirmInterval?: Duration.DurationInput | undefined
   /** Called after each delivery is answered: for logs and tests. */
   readonly onDelivery?: ((taskKey: string, outcome: Outcome) => void) | undefined
+  /** Called when a delivery's confirmation has finished (its status request applied, or refused): for logs and tests. */
+  readonly onConfirmation?: ((taskKey: string, outcome: ConfirmationOutcome) => void) | undefined
 }
+
+/**
+ * How a confirmation ended: `confirmed` (the provider's status was applied), `refused` (a callback
+ * naming a remote id that is not this ambiguous task's: nothing changed), `failed` (the status
+ * request or the ledger failed; polling remains the fallback).
+ */
+export type ConfirmationOutcome = "confirmed" | "refused" | "failed"
 
 type Body = { readonly _tag: "Read"; readonly text: string } | { readonly _tag: "Unreadable" }
 
@@ -111,21 +120,22 @@ export const makeRouter = (
      * row has that id and the provider's own status for it, asked with our key, exists and was
      * created while this task's submit was out. Otherwise nothing changes.
      */
-    const resolveAmbiguous = (row: TaskRecord, claimedRemoteId: string) =>
+    const resolveAmbiguous = (row: TaskRecord, claimedRemoteId: string): Effect.Effect<boolean, unknown> =>
       Effect.gen(function* () {
         const holder = yield* ledger.findByRemoteId(claimedRemoteId)
-        if (Option.isSome(holder) && holder.value.taskKey !== row.taskKey) return
+        if (Option.isSome(holder) && holder.value.taskKey !== row.taskKey) return false
         yield* limits.takeRequest
         const status = yield* client.provider.status(claimedRemoteId)
         const created = status.remoteCreatedAt
         if (created !== undefined && (created < row.createdAt - clockSkewMillis || created > row.updatedAt + clockSkewMillis)) {
-          return
+          return false
         }
         yield* ledger.transition(fence(row, "reelkit-callbacks"), {
           state: "submitted",
           remoteTaskId: claimedRemoteId,
           submittedAt: created ?? row.updatedAt
         })
+        return true
       })
 
     /** Asks the provider for the truth (after the task's minimum interval), resolving an ambiguous submit when the hint bears it out. */
@@ -138,11 +148,19 @@ export const makeRouter = (
         // Forget old entries now and then so the map stays small.
         if (lastConfirmed.size > 10_000) lastConfirmed.delete(lastConfirmed.keys().next().value!)
         const row = yield* ledger.get(taskKey)
-        if (Option.isSome(row) && row.value.state === "ambiguous" && claimedRemoteId !== undefined) {
-          yield* Effect.ignore(resolveAmbiguous(row.value, claimedRemoteId))
+        if (Option.isSome(row) && row.value.state === "ambiguous") {
+          // Only a callback that names the task, borne out by the provider, resolves an ambiguous submit.
+          const resolved = claimedRemoteId === undefined ? false : yield* resolveAmbiguous(row.value, claimedRemoteId)
+          if (!resolved) return "refused" as const
         }
         yield* client.refresh(taskKey)
-      }).pipe(Effect.ignore, Effect.withSpan("reelkit.callback.confirm", { attributes: { "reelkit.task_key": taskKey } }))
+        return "confirmed" as const
+      }).pipe(
+        Effect.orElseSucceed(() => "failed" as const),
+        Effect.tap((outcome) => Effect.sync(() => options.onConfirmation?.(taskKey, outcome))),
+        Effect.asVoid,
+        Effect.withSpan("reelkit.callback.confirm", { attributes: { "reelkit.task_key": taskKey } })
+      )
 
     const handle = Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
