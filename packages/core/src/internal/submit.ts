@@ -203,9 +203,12 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
           )
         }
       })
+      // A renewal refused because the row changed (another process took it, a cancel) ends the
+      // wait like any lost race: as a StaleTransition the loop handles, never as a defect.
+      const renewal = renewWhileQueued.pipe(Effect.catchTag("DuplicateRemoteId", (error) => Effect.die(error)))
       const loop = Effect.gen(function* () {
         for (let attempt = 1; ; attempt++) {
-          yield* Effect.raceFirst(waitForBudget(current, attempt, deadlineAt), Effect.orDie(renewWhileQueued))
+          yield* Effect.raceFirst(waitForBudget(current, attempt, deadlineAt), renewal)
           const now = yield* Clock.currentTimeMillis
           // The fence: only the live holder of a queued row may move it to sending.
           current = yield* write(context, current, {
@@ -250,7 +253,7 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
             context,
             () => TaskEvent.Queued({ taskKey: current.taskKey, at: after, reason: redacted(error), retryAt, attempt })
           )
-          yield* Effect.raceFirst(Effect.sleep(Duration.millis(waitMillis)), Effect.orDie(renewWhileQueued))
+          yield* Effect.raceFirst(Effect.sleep(Duration.millis(waitMillis)), renewal)
         }
       })
       return loop.pipe(
@@ -262,6 +265,8 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
             if (fresh !== undefined && fresh.state === "queued" && !heldByOther(fresh, context.owner, now)) {
               return yield* sendLoop(fresh, deadlineAt)
             }
+            // The row is someone else's business now: this process sends nothing and holds no slot for it.
+            yield* limits.releaseTaskSlot(current.taskKey)
             return yield* lostRow(current, deadlineAt)
           })
         ),
