@@ -206,6 +206,13 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
       // A renewal refused because the row changed (another process took it, a cancel) ends the
       // wait like any lost race: as a StaleTransition the loop handles, never as a defect.
       const renewal = renewWhileQueued.pipe(Effect.catchTag("DuplicateRemoteId", (error) => Effect.die(error)))
+      // Nothing of the task is out: give the lease back (so it can be resumed at once, here or
+      // elsewhere) and the slot this submit took.
+      const giveBack = Effect.suspend(() =>
+        current.state === "queued"
+          ? Effect.zipRight(write(context, current, noLease).pipe(Effect.ignore), limits.releaseTaskSlot(current.taskKey))
+          : Effect.void
+      )
       const loop = Effect.gen(function* () {
         for (let attempt = 1; ; attempt++) {
           yield* Effect.raceFirst(waitForBudget(current, attempt, deadlineAt), renewal)
@@ -244,8 +251,6 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
             leaseExpiresAt: after + settings.submitLeaseMillis
           }).pipe(Effect.catchTag("DuplicateRemoteId", (cause) => Effect.die(cause)))
           if (waitMillis > settings.maxRetryAfterMillis || (deadlineAt !== undefined && retryAt > deadlineAt)) {
-            yield* write(context, current, noLease).pipe(Effect.ignore)
-            yield* limits.releaseTaskSlot(current.taskKey)
             return yield* new RetryLater({ taskKey: current.taskKey, retryAt, reason: redacted(error) })
           }
           yield* Metric.increment(context.metrics.retries)
@@ -270,14 +275,9 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
             return yield* lostRow(current, deadlineAt)
           })
         ),
-        // Interrupted while queued: nothing of it is out. Give the lease back so it can be resumed at once.
-        Effect.onInterrupt(() =>
-          Effect.suspend(() =>
-            current.state === "queued"
-              ? Effect.zipRight(write(context, current, noLease).pipe(Effect.ignore), limits.releaseTaskSlot(current.taskKey))
-              : Effect.void
-          )
-        )
+        // Sent later (RetryLater) or interrupted while queued: nothing of it is out.
+        Effect.tapErrorTag("RetryLater", () => giveBack),
+        Effect.onInterrupt(() => giveBack)
       )
     }
 
