@@ -24,6 +24,7 @@ import { ResultStorage } from "./ResultStorage.js"
 import * as Schedules from "./Schedules.js"
 import {
   CancelNotSupported,
+  DeadlineExceeded,
   type LedgerError,
   type ProviderError,
   TaskCancelled,
@@ -33,8 +34,8 @@ import { isFinal, TaskEvent } from "./TaskEvent.js"
 import type { TaskHandle } from "./TaskHandle.js"
 import { TaskLedger, type TaskRecord } from "./TaskLedger.js"
 import { type PollPlan, TaskProvider } from "./TaskProvider.js"
-import { isInFlight, submitStates } from "./TaskState.js"
-import { type ClientContext, noLease, planFor, randomId, subscribe, write } from "./internal/clientContext.js"
+import { heldByOther, isInFlight, submitStates } from "./TaskState.js"
+import { type ClientContext, followLedger, noLease, planFor, randomId, subscribe, write } from "./internal/clientContext.js"
 import { finalOutcome, type WaitError as InternalWaitError } from "./internal/outcomes.js"
 import * as Reconcile from "./internal/reconcile.js"
 import * as Results from "./internal/results.js"
@@ -358,17 +359,35 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
     const cancel: Service["cancel"] = (reference) =>
       Effect.gen(function* () {
         const record = yield* lookup(reference)
-        if (record.state === "queued" && !(yield* submitter.isSubmitting(record.taskKey))) {
-          // Nothing of it was ever sent: cancelling is a ledger write, no provider call.
+        if (record.state === "queued") {
+          // Nothing of it was ever sent: cancelling is a fenced ledger write, no provider call. A
+          // submit of it waiting in this process finds the row cancelled at its next fenced write
+          // (before any send) and ends with TaskCancelled.
           const cancelled = yield* write(context, record, { state: "cancelled", ...noLease }).pipe(
             Effect.catchTags({
               StaleTransition: () => lookup(record.taskKey),
               DuplicateRemoteId: (error) => Effect.die(error)
             })
           )
-          if (cancelled.state !== "cancelled") return yield* cancel(cancelled.taskKey)
-          yield* context.limits.releaseTaskSlot(record.taskKey)
-          return cancelled
+          if (cancelled.state === "cancelled") {
+            yield* context.limits.releaseTaskSlot(record.taskKey)
+            return cancelled
+          }
+          const now = yield* Clock.currentTimeMillis
+          if (cancelled.state !== "queued" || !heldByOther(cancelled, context.owner, now)) return yield* cancel(cancelled.taskKey)
+          // Another live process holds it (it may be about to send it): follow the row until that
+          // process sends it or lets go, then cancel what it became.
+          const moved = yield* followLedger(
+            context,
+            cancelled.taskKey,
+            (row, at) => row.state !== "queued" || !heldByOther(row, context.owner, at),
+            Duration.toMillis(planFor(context, {}).interval),
+            yield* deadlineOf({})
+          )
+          if (Option.isNone(moved)) {
+            return yield* new DeadlineExceeded({ taskKey: record.taskKey, waitedMillis: (yield* Clock.currentTimeMillis) - now })
+          }
+          return yield* cancel(moved.value.taskKey)
         }
         if (record.state === "cancelled") return record
         if (!isInFlight(record.state) || record.remoteTaskId === undefined) {
