@@ -141,6 +141,6 @@ export const invalidRow = (operation: string, error: ParseResult.ParseError): Ta
   )
   return new TaskError.LedgerError({
     operation,
-    message: `a row of the tasks table does not match its schema (${problems.join("; ")})`
+    message: `a task row (as read, or to be written) does not match the schema of the tasks table (${problems.join("; ")})`
   })
 }
