@@ -63,6 +63,9 @@ const keys = (records: ReadonlyArray<TaskLedger.TaskRecord>): Array<string> => r
 
 const ledger = TaskLedger.TaskLedger
 
+/** The ledger under test and the other process's handle on it. */
+const bothHandles = Effect.all([ledger, OtherLedger])
+
 /** The shortest chain of allowed transitions from `from` to `to` (empty when they are equal). */
 const pathTo = (from: TaskState.State, to: TaskState.State): ReadonlyArray<TaskState.State> => {
   const previous = new Map<TaskState.State, TaskState.State>()
@@ -328,8 +331,7 @@ export const cases: ReadonlyArray<Case> = [
     name: "a writer with an old version is refused with StaleTransition and changes nothing",
     run: (scope) =>
       Effect.gen(function* () {
-        const service = yield* ledger
-        const other = yield* OtherLedger
+        const [service, other] = yield* bothHandles
         const { record } = yield* service.create(newTask(scope, "t"))
         // Another process moves the row on first.
         const theirs = yield* other.transition(TaskLedger.fence(record, "process-b"), { state: "sending" })
@@ -433,8 +435,7 @@ export const cases: ReadonlyArray<Case> = [
     name: "a live lease refuses other owners even at the current version; its expiry lets another owner write",
     run: (scope) =>
       Effect.gen(function* () {
-        const service = yield* ledger
-        const other = yield* OtherLedger
+        const [service, other] = yield* bothHandles
         const now = yield* Clock.currentTimeMillis
         const { record } = yield* service.create(
           newTask(scope, "t", { leaseOwner: "holder", leaseExpiresAt: now + 5_000 })
@@ -479,8 +480,7 @@ export const cases: ReadonlyArray<Case> = [
     name: "concurrent fenced writes from one version, from two processes: exactly one wins, the others are stale",
     run: (scope) =>
       Effect.gen(function* () {
-        const service = yield* ledger
-        const other = yield* OtherLedger
+        const [service, other] = yield* bothHandles
         const { record } = yield* service.create(newTask(scope, "t"))
         const results = yield* Effect.all(
           Array.from({ length: 8 }, (_, index) =>
@@ -505,8 +505,7 @@ export const cases: ReadonlyArray<Case> = [
     name: "concurrent read-modify-write loops from two processes lose no update",
     run: (scope) =>
       Effect.gen(function* () {
-        const service = yield* ledger
-        const other = yield* OtherLedger
+        const [service, other] = yield* bothHandles
         const { record } = yield* service.create(newTask(scope, "t"))
         // Each writer appends its mark, re-reading and retrying whenever its version was stale.
         const append = (handle: TaskLedger.Service, mark: string) =>
@@ -525,8 +524,7 @@ export const cases: ReadonlyArray<Case> = [
     name: "a remote id another row holds is refused on create with DuplicateRemoteId, naming the holder",
     run: (scope) =>
       Effect.gen(function* () {
-        const service = yield* ledger
-        const other = yield* OtherLedger
+        const [service, other] = yield* bothHandles
         const remoteTaskId = `${scope}-remote`
         yield* service.create(newTask(scope, "holder", { state: "submitted", remoteTaskId }))
         const duplicate = yield* Effect.flip(
@@ -564,8 +562,7 @@ export const cases: ReadonlyArray<Case> = [
     name: "a remote id another row holds is refused on transition with DuplicateRemoteId; one id, one winner",
     run: (scope) =>
       Effect.gen(function* () {
-        const service = yield* ledger
-        const other = yield* OtherLedger
+        const [service, other] = yield* bothHandles
         const remoteTaskId = `${scope}-remote`
         yield* service.create(newTask(scope, "holder", { state: "submitted", remoteTaskId }))
         const sending = yield* rowIn(service, newTask(scope, "second"), "sending")
@@ -763,8 +760,7 @@ export const cases: ReadonlyArray<Case> = [
     name: "claimUnfinished leases unfinished tasks with a free or expired lease, oldest first, never live-held ones",
     run: (scope) =>
       Effect.gen(function* () {
-        const service = yield* ledger
-        const other = yield* OtherLedger
+        const [service, other] = yield* bothHandles
         const states: ReadonlyArray<TaskState.State> = [
           "queued",
           "submitted",
@@ -855,8 +851,7 @@ export const cases: ReadonlyArray<Case> = [
     name: "concurrent claimers in two processes never claim the same task",
     run: (scope) =>
       Effect.gen(function* () {
-        const service = yield* ledger
-        const other = yield* OtherLedger
+        const [service, other] = yield* bothHandles
         for (let index = 0; index < 10; index++) yield* service.create(newTask(scope, `t${index}`))
         const claims = yield* Effect.all(
           Array.from({ length: 4 }, (_, index) =>
