@@ -142,7 +142,8 @@ export const makeRouter = (
     const confirm = (taskKey: string, claimedRemoteId: string | undefined) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
-        const wakeAt = (lastConfirmed.get(taskKey) ?? 0) + minIntervalMillis
+        const last = lastConfirmed.get(taskKey)
+        const wakeAt = last === undefined ? now : last + minIntervalMillis
         if (wakeAt > now) yield* Effect.sleep(Duration.millis(wakeAt - now))
         lastConfirmed.set(taskKey, yield* Clock.currentTimeMillis)
         // Forget old entries now and then so the map stays small.

@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
+import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { AccountLimits } from "./AccountLimits.js"
@@ -128,8 +129,13 @@ export interface Service {
   readonly wait: (reference: TaskReference, options?: WaitOptions) => Effect.Effect<TaskRecord, WaitError>
   /** The task's events as they happen, ending with `Succeeded`, `Failed` or `Cancelled`. */
   readonly watch: (reference: TaskReference, options?: WaitOptions) => Stream.Stream<TaskEvent, WaitError>
-  /** Every event of every task of this client, from now on (for progress displays started before a task key is known). */
+  /** Every event of every task of this client, from when the stream starts running (see `subscribe` to be sure of the start). */
   readonly events: Stream.Stream<TaskEvent>
+  /**
+   * Subscribes to every event of this client: the subscription is active once this returns, so no
+   * later event is missed (for progress displays started before a task key is known).
+   */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<TaskEvent>, never, Scope.Scope>
   /** `start` then `wait`, within one deadline. */
   readonly generate: (
     input: unknown,
@@ -415,6 +421,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
       wait,
       watch,
       events: Stream.unwrapScoped(Effect.map(subscribe(context), (subscription) => Stream.fromQueue(subscription))),
+      subscribe: subscribe(context),
       generate,
       resume,
       resubmit,
