@@ -364,7 +364,9 @@ export const newRecord = (task: NewTask, now: number): TaskRecord =>
     idempotencyKey: task.idempotencyKey,
     state: task.state ?? "queued",
     input: task.input,
-    request: task.request,
+    // Callers may pass a plain object where the type says WireRequest (e.g. decoded from JSON).
+    request:
+      task.request === undefined || task.request instanceof WireRequest ? task.request : new WireRequest(task.request),
     callbackUrl: task.callbackUrl,
     remoteTaskId: task.remoteTaskId,
     billableSeconds: task.billableSeconds,
