@@ -19,4 +19,11 @@ if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM_PATH:-}" ] && comma
   { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; } >/dev/null 2>&1 \
     || echo "ci-services: could not install chromium; the browser test will be skipped"
 fi
+# The playground's metrics test scrapes `reelkit serve` with Debian's Prometheus (it skips, saying
+# why, when there is none). Installing the package starts no daemon here: the test runs its own.
+if ! command -v prometheus >/dev/null 2>&1 && [ -z "${PROMETHEUS_PATH:-}" ] && command -v apt-get >/dev/null 2>&1 \
+  && [ "$(id -u)" = "0" ]; then
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null 2>&1 \
+    || echo "ci-services: could not install prometheus; the metrics test will be skipped"
+fi
 exit 0

@@ -5,8 +5,52 @@
  * (the task is still resumable), 1 anything else. Messages never carry a stack trace or the key.
  */
 import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
 import * as Option from "effect/Option"
 import { flagOf } from "./Fields.js"
+
+/** Ends the command with this exit code; its message (if any) was already printed. */
+export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly code: number }> {}
+
+/** A task the in-process fake does not know: its id is not one a fake apixo server makes. */
+export class FakeForgotTask extends Data.TaggedError("FakeForgotTask")<{ readonly reference: string }> {
+  override get message(): string {
+    return `The fake apixo server of this run does not know task ${this.reference}: without APIXO_API_KEY, it answers only for task ids a fake apixo server made`
+  }
+}
+
+/** A task whose submit was refused; `failCode` is the tag of the original error (e.g. `Unauthorized`). */
+export class SubmitRefused extends Data.TaggedError("SubmitRefused")<{
+  readonly taskKey: string
+  readonly failCode: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `apixo refused the submit of ${this.taskKey}, so no task was created (${this.reason})`
+  }
+}
+
+/** A setting from the environment that cannot be used; `hint` says what to set instead. */
+export class InvalidSetting extends Data.TaggedError("InvalidSetting")<{
+  readonly name: string
+  readonly value: string
+  readonly rule: string
+  readonly hint: string
+}> {
+  override get message(): string {
+    return `${this.name} ${this.rule} (got "${this.value}"); ${this.hint}`
+  }
+}
+
+/** apixo (or APIXO_BASE_URL) cannot be reached at all: nothing was sent. */
+export class Unreachable extends Data.TaggedError("Unreachable")<{
+  readonly baseUrl: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `cannot reach apixo at ${this.baseUrl} (${this.reason}); check APIXO_BASE_URL and the network, then try again; nothing was sent`
+  }
+}
 
 /** The CLI's exit codes. */
 export const ExitCode = {
@@ -30,6 +74,10 @@ export const exitCodeOf = (error: unknown): number => {
     case "IdempotencyConflict":
     case "ConfigError":
     case "ValidationError":
+    case "InvalidSetting":
+    case "ConfirmationRequired":
+    case "Declined":
+    case "CannotEstimate":
       return ExitCode.invalidInput
     case "TaskFailed":
       return ExitCode.taskFailed
@@ -101,8 +149,16 @@ export const describe = (error: unknown, secrets: ReadonlyArray<string> = []): s
       return sentence(`The apixo balance cannot pay for this task (${message})`, secrets)
     case "DeadlineExceeded":
       return sentence(`${message} with "reelkit wait ${(error as { taskKey: string }).taskKey}"`, secrets)
-    case "ConfigError":
-      return sentence(`Invalid configuration: ${message}`, secrets)
+    case "ConfigError": {
+      // A setting's own check names it in the error's path (e.g. REELKIT_PRICING); Config prefixes
+      // the variable's name again on the way out, so repeated names are said once.
+      const path = [...new Set((error as { readonly path?: ReadonlyArray<string> }).path ?? [])]
+      return path.length === 0
+        ? sentence(`Invalid configuration: ${message}`, secrets)
+        : sentence(`${path.join(".")} ${message}; fix it or unset it`, secrets)
+    }
+    case "UnknownTask":
+      return sentence(`${message.replace(/[.]$/, "")}; run "reelkit list" to see the recorded tasks`, secrets)
     case "LedgerError":
       return sentence(`The task ledger failed (${message})`, secrets)
     case "ArtifactStoreError":
@@ -123,3 +179,101 @@ export const errorOfCause = <E>(cause: Cause.Cause<E>): unknown =>
   Option.getOrElse(Cause.failureOption(cause), () =>
     Option.getOrElse(Cause.dieOption(cause), () => new Error("interrupted"))
   )
+
+// ---- command-line parse errors ----------------------------------------------------------------
+
+/** The edit distance of two strings (for "did you mean"). */
+export const distance = (left: string, right: string): number => {
+  let previous = Array.from({ length: right.length + 1 }, (_, index) => index)
+  for (let i = 1; i <= left.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= right.length; j++) {
+      const cost = left[i - 1] === right[j - 1] ? 0 : 1
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + cost)
+    }
+    previous = current
+  }
+  return previous[right.length]!
+}
+
+/** The candidate closest to `text`, when it is close enough to be a typo. */
+export const closest = (text: string, candidates: ReadonlyArray<string>): string | undefined => {
+  let best: { readonly candidate: string; readonly distance: number } | undefined
+  for (const candidate of candidates) {
+    const score = distance(text.toLowerCase(), candidate.toLowerCase())
+    if (best === undefined || score < best.distance) best = { candidate, distance: score }
+  }
+  return best !== undefined && best.distance <= Math.max(2, Math.floor(text.length / 3)) ? best.candidate : undefined
+}
+
+// The flag a value was given to on the command line (`--seed abc` or `--seed=abc`).
+const flagOfValue = (argv: ReadonlyArray<string>, value: string): string | undefined => {
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index]!
+    if (arg.startsWith("--") && arg.endsWith(`=${value}`)) return arg.slice(0, arg.indexOf("="))
+    if (argv[index + 1] === value && arg.startsWith("-")) return arg
+  }
+  return undefined
+}
+
+/**
+ * One `reelkit:`-free sentence for a parse error of @effect/cli (`text` is its message), naming
+ * the option, with "did you mean" when a typo is likely and a hint to the command's `--help`.
+ * `args` are the arguments after the script; `commands` the subcommand names.
+ */
+export const describeParseError = (
+  text: string,
+  args: ReadonlyArray<string>,
+  commands: ReadonlyArray<string>
+): string => {
+  const message = text.replace(/\s+/g, " ").trim()
+  const command = commands.includes(args[0] ?? "") ? args[0] : undefined
+  const help = `run "reelkit${command === undefined ? "" : ` ${command}`} --help" for ${command === undefined ? "the commands" : "its options"}`
+  for (const [pattern, say] of parseErrorForms) {
+    const match = pattern.exec(message)
+    if (match !== null) return sentence(`${say(match, args, commands)}; ${help}`, [])
+  }
+  return sentence(`${message.replace(/[.]$/, "")}; ${help}`, [])
+}
+
+// @effect/cli's messages, each with what reelkit says instead.
+const parseErrorForms: ReadonlyArray<
+  readonly [RegExp, (match: RegExpExecArray, args: ReadonlyArray<string>, commands: ReadonlyArray<string>) => string]
+> = [
+  [
+    /^Invalid subcommand for \S+ - use one of (.*)$/,
+    (_, args, commands) => {
+      const given = args[0] ?? ""
+      const suggestion = closest(given, commands)
+      return `"${given}" is not a reelkit command${suggestion === undefined ? "" : ` (did you mean "${suggestion}"?)`}`
+    }
+  ],
+  [
+    /^The flag '(.+)' is not recognized\. Did you mean '(.+)'\?$/,
+    (match) => `${match[1]} is not an option of this command (did you mean ${match[2]}?)`
+  ],
+  [/^Expected to find option: '(.+)'$/, (match) => `${match[1]} is required`],
+  [
+    /^'(.*)' is not a (integer|float|boolean|date)$/,
+    (match, args) => {
+      const flag = flagOfValue(args, match[1]!) ?? "an option"
+      const kind = match[2] === "integer" ? "a whole number" : match[2] === "float" ? "a number" : `a ${match[2]}`
+      return `${flag} must be ${kind} (got "${match[1]}")`
+    }
+  ],
+  [
+    /^Expected one of the following cases: (.*)$/,
+    (match, args) => {
+      const choices = match[1]!.split(/,\s*/)
+      const given = args.find((arg, index) => index > 0 && args[index - 1]!.startsWith("--") && !choices.includes(arg))
+      const flag = given === undefined ? "the option" : (flagOfValue(args, given) ?? "the option")
+      const suggestion = given === undefined ? undefined : closest(given, choices)
+      const got = given === undefined ? "" : ` (got "${given}")`
+      return `${flag} must be one of ${choices.join(", ")}${got}${suggestion === undefined ? "" : ` (did you mean ${suggestion}?)`}`
+    }
+  ],
+  [
+    /^Received unknown argument: '(.*)'$/,
+    (match) => `unexpected argument "${match[1]}" (not an option of this command, or an option without its value)`
+  ]
+]

@@ -2,12 +2,11 @@
  * The Vidu Q3 input fields as the CLI and the web form present them: which flag and form field
  * each wire field is, which modes allow it, and the rule it must follow (the provider's own words,
  * from `ViduQ3Input.rules`). Raw text from flags or forms becomes a wire input here; the provider's
- * `prepare` then checks every rule, so the CLI, the web server and the library agree.
+ * `prepare` then checks every rule (`ApixoModel.prepare`), so the CLI, the web server and the
+ * library agree.
  */
-import { ApixoModel } from "@reelkit/apixo"
-import { TaskError, type TaskProvider } from "@reelkit/core"
-import { ViduQ3, ViduQ3Input } from "@reelkit/provider-vidu-q3"
-import type * as Effect from "effect/Effect"
+import { TaskError } from "@reelkit/core"
+import { type ViduQ3, ViduQ3Input } from "@reelkit/provider-vidu-q3"
 
 /** Which modes a field belongs to. */
 export type Scope = "all" | "text" | "image"
@@ -141,8 +140,11 @@ export const modes: ReadonlyArray<ViduQ3Input.Mode> = ViduQ3Input.Mode.literals
 export const scopeOf = (mode: string): Scope =>
   (ViduQ3Input.imageModes as ReadonlyArray<string>).includes(mode) ? "image" : "text"
 
-/** The only model this playground drives. */
-export const modelId = ViduQ3.modelId
+/**
+ * The only model this playground drives. Spelled here rather than read from `ViduQ3` so that the
+ * command tree (`--model`'s choices) loads no provider code; the type keeps the two equal.
+ */
+export const modelId: typeof ViduQ3.modelId = "vidu-q3"
 
 /**
  * Raw values, as text, keyed by wire name (booleans as `true`/`false`, URLs as a list). Empty text
@@ -172,10 +174,6 @@ export const toInput = (raw: RawInput): Record<string, unknown> => {
   }
   return input
 }
-
-/** Checks an input against Vidu Q3's rules without sending anything (the provider's own `prepare`). */
-export const prepare: (input: unknown) => Effect.Effect<TaskProvider.PreparedInput, TaskError.InvalidInput> =
-  ApixoModel.prepare(ViduQ3.model)
 
 /** The field an `InvalidInput` path names (`input.image_urls.1` is `image_urls`), or `mode` for the top level. */
 export const fieldOf = (error: { readonly path: string }): string => {

@@ -5,7 +5,9 @@
  */
 import type { TaskLedger } from "@reelkit/core"
 import type { ViduQ3Pricing } from "@reelkit/provider-vidu-q3"
+import type * as Cost from "./Cost.js"
 import * as Fields from "./Fields.js"
+import { csrfField } from "./server/Access.js"
 import { formatElapsed } from "./TaskSummary.js"
 
 const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
@@ -20,16 +22,27 @@ export interface TaskView {
   readonly state: string
   readonly mode: string
   readonly prompt: string
+  /** Epoch ms the row was created. */
+  readonly createdAt: number
+  /** Seconds of video asked for; null when left to the server's default. */
+  readonly duration: number | null
   /** Epoch ms the elapsed time counts from (the submit, else the row's creation). */
   readonly startedAt: number
   /** Epoch ms the task ended, when it did. */
   readonly endedAt: number | null
 }
 
+const inputValue = (input: unknown, name: string): unknown =>
+  typeof input === "object" && input !== null ? (input as Record<string, unknown>)[name] : undefined
+
 const inputField = (input: unknown, name: string): string => {
-  if (typeof input !== "object" || input === null) return ""
-  const value = (input as Record<string, unknown>)[name]
+  const value = inputValue(input, name)
   return typeof value === "string" ? value : ""
+}
+
+const inputNumber = (input: unknown, name: string): number | null => {
+  const value = inputValue(input, name)
+  return typeof value === "number" ? value : null
 }
 
 /** The view of a ledger row. */
@@ -39,6 +52,8 @@ export const viewOf = (record: TaskLedger.TaskRecord): TaskView => ({
   state: record.state,
   mode: inputField(record.input, "mode"),
   prompt: inputField(record.input, "prompt"),
+  createdAt: record.createdAt,
+  duration: inputNumber(record.input, "duration"),
   startedAt: record.submittedAt ?? record.createdAt,
   endedAt: record.completedAt ?? (record.state === "completed" ? record.updatedAt : null)
 })
@@ -60,10 +75,26 @@ textarea { min-height: 4.5rem; }
 .hint { color: #5b6672; font-size: .8rem; margin: 0; }
 button { font: inherit; padding: .45rem 1.1rem; border: 0; border-radius: 5px; background: #1f5fbf; color: white; cursor: pointer; }
 .actions { grid-column: 1 / -1; }
-table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #e3e7ec; }
-td.prompt { max-width: 24rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.actions { display: flex; flex-wrap: wrap; align-items: center; gap: .5rem 1rem; }
+.estimate { margin: 0; color: #33404d; } .estimate strong { color: #1d232a; }
+table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #e3e7ec; vertical-align: top; }
+td.prompt { max-width: 20rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+td.key a { word-break: break-all; }
+.outcome { padding: .75rem 1rem; border-radius: 6px; margin: 1rem 0; }
+.outcome.failed { background: #fdecec; color: #8a1c1c; } .outcome.waiting { background: #eef3fb; }
+.outcome h3 { margin: 0 0 .35rem; font-size: 1rem; } .outcome p { margin: .25rem 0; }
+@media (max-width: 40rem) {
+  body { margin: 1rem auto; }
+  form { grid-template-columns: 1fr; }
+  table, tbody, tr, td { display: block; width: 100%; box-sizing: border-box; }
+  thead { display: none; }
+  tr { border: 1px solid #e3e7ec; border-radius: 6px; margin-bottom: .6rem; padding: .25rem 0; }
+  td { border: 0; padding: .15rem .6rem; }
+  td::before { content: attr(data-label) ": "; font-weight: 600; color: #5b6672; }
+  td.prompt { max-width: none; white-space: normal; overflow-wrap: anywhere; }
+}
 .state { font-weight: 600; } .state-completed { color: #1b7a35; } .state-failed, .state-rejected, .state-ambiguous { color: #c62828; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; } dt { font-weight: 600; } dd { margin: 0; word-break: break-all; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; } dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
 video { max-width: 100%; background: #000; border-radius: 6px; }
 code { font-size: .85rem; }
 `
@@ -74,6 +105,7 @@ const layout = (title: string, body: string, script = ""): string => `<!doctype 
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title>
+<link rel="icon" type="image/svg+xml" href="/favicon.svg">
 <style>${style}</style>
 </head>
 <body>
@@ -201,9 +233,27 @@ function check() {
   }
   return valid;
 }
+// The cost as the fields change, from the server's price table (GET /estimate uses the same
+// estimate as the task page); the newest answer wins.
+const estimateBox = document.getElementById("estimate");
+let estimateRound = 0;
+async function estimate() {
+  const round = ++estimateRound;
+  const query = new URLSearchParams({ mode: form.elements.mode.value, duration: form.elements.duration.value, resolution: form.elements.resolution.value });
+  try {
+    const answer = await fetch("/estimate?" + query, { credentials: "same-origin" });
+    const body = await answer.json();
+    if (round === estimateRound) estimateBox.innerHTML = body.html;
+  } catch {
+    if (round === estimateRound) estimateBox.textContent = "The cost estimate is unavailable.";
+  }
+}
 form.elements.mode.addEventListener("change", sync);
+form.addEventListener("input", estimate);
+form.addEventListener("change", estimate);
 form.addEventListener("submit", (event) => { if (!check()) event.preventDefault(); });
 sync();
+estimate();
 `
 
 // The live list: server-sent events carry the rows; the elapsed time ticks in between.
@@ -219,10 +269,20 @@ const elapsed = (task) => {
   const whole = Math.floor(seconds);
   return Math.floor(whole / 60) + " min " + String(whole % 60).padStart(2, "0") + " s";
 };
+const created = (task) => new Date(task.createdAt).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+const cell = (name, label, html) => '<td class="' + name + '" data-label="' + label + '">' + html + '</td>';
 function render() {
   body.innerHTML = tasks.length === 0
-    ? '<tr><td colspan="4">No tasks yet.</td></tr>'
-    : tasks.map((task) => '<tr data-task="' + escape(task.taskKey) + '"><td><a href="/tasks/' + encodeURIComponent(task.taskKey) + '">' + escape(task.taskKey) + '</a></td><td class="state state-' + escape(task.state) + '">' + escape(task.state) + '</td><td class="elapsed">' + elapsed(task) + '</td><td class="prompt">' + escape(task.mode) + ': ' + escape(task.prompt) + '</td></tr>').join("");
+    ? '<tr><td colspan="7">No tasks yet.</td></tr>'
+    : tasks.map((task) => '<tr data-task="' + escape(task.taskKey) + '">'
+        + cell("key", "Task", '<a href="/tasks/' + encodeURIComponent(task.taskKey) + '">' + escape(task.taskKey) + '</a>')
+        + cell("state state-" + escape(task.state), "State", escape(task.state))
+        + cell("mode", "Mode", escape(task.mode))
+        + cell("prompt", "Prompt", escape(task.prompt))
+        + cell("created", "Created", escape(created(task)))
+        + cell("duration", "Duration", task.duration === null ? "server default" : escape(task.duration) + " s")
+        + cell("elapsed", "Elapsed", elapsed(task))
+        + '</tr>').join("");
 }
 const events = new EventSource("/events");
 events.addEventListener("tasks", (event) => {
@@ -242,6 +302,10 @@ export const home = (options: {
   readonly backend: string
   /** A fresh random value for this rendering of the form: its submits share one idempotency key. */
   readonly submission: string
+  /** The CSRF token made for `submission`. */
+  readonly csrf: string
+  /** The cost line before any field is changed. */
+  readonly estimate: string
 }): string => {
   const state = options.form ?? emptyForm
   const mode = valueOf(state, "mode")
@@ -255,16 +319,17 @@ ${state.banner === undefined ? "" : `<p class="banner error" role="alert">${esca
 <h2>Generate (Vidu Q3)</h2>
 <form id="generate" method="post" action="/tasks" novalidate>
 <input type="hidden" name="${submissionField}" value="${escapeHtml(options.submission)}">
+<input type="hidden" name="${csrfField}" value="${escapeHtml(options.csrf)}">
 <div class="field${modeError === "" ? "" : " invalid"}" data-field="mode" data-scope="all">
 <label for="field-mode">Mode</label>
 <select id="field-mode" name="mode">${modeOptions}</select>
 <p class="error" data-error-for="mode" role="alert">${escapeHtml(modeError)}</p>
 </div>
 ${Fields.fields.map((field) => fieldHtml(field, state)).join("\n")}
-<div class="actions"><button type="submit">Generate</button></div>
+<div class="actions"><button type="submit">Generate</button><p id="estimate" class="estimate" aria-live="polite">${options.estimate}</p></div>
 </form>
 <h2>Tasks</h2>
-<table><thead><tr><th>Task</th><th>State</th><th>Elapsed</th><th>Input</th></tr></thead>
+<table><thead><tr><th>Task</th><th>State</th><th>Mode</th><th>Prompt</th><th>Created</th><th>Duration</th><th>Elapsed</th></tr></thead>
 <tbody id="task-rows"></tbody></table>`
   return layout(
     "reelkit playground",
@@ -296,14 +361,8 @@ export const taskPage = (options: {
     ["Mode", escapeHtml(view.mode)],
     ["Prompt", escapeHtml(view.prompt)]
   ]
-  if (record.failCode !== undefined || record.failMessage !== undefined) {
-    rows.push(["Failure", `${escapeHtml(record.failCode ?? "")}: ${escapeHtml(record.failMessage ?? "")}`])
-  }
   if (options.cost !== undefined) {
-    rows.push([
-      "Estimated cost",
-      `<span id="cost">${options.cost.amount.toFixed(4)} ${escapeHtml(options.cost.currency)}</span> (${options.cost.seconds} s at ${options.cost.pricePerSecond} per second)`
-    ])
+    rows.push(["Estimated cost", `<span id="cost">${costAmount(options.cost)}</span> (${costBasis(options.cost)})`])
   } else if (options.pricingConfigured) {
     rows.push(["Estimated cost", "(no price for this tier and resolution, or duration/resolution left to the server)"])
   }
@@ -341,12 +400,75 @@ events.addEventListener("tasks", (event) => {
   return layout(
     `Task ${record.taskKey}`,
     `<h2>Task</h2><dl>${rows.map(([term, value]) => `<dt>${term}</dt><dd>${value}</dd>`).join("")}</dl>
-${videos === "" ? (record.state === "completed" ? "<p>No stored output.</p>" : "<p>The video appears here when the task is done.</p>") : `<h2>Video</h2>${videos}`}
+${videos === "" ? outcomeOf(record) : `<h2>Video</h2>${videos}`}
 <p><a href="/">Back to the tasks</a></p>`,
     script
   )
 }
 
+// What a task without a video says about itself: an ended task says why, honestly; only a task
+// still under way promises a video.
+const outcomeOf = (record: TaskLedger.TaskRecord): string => {
+  const said =
+    record.failCode === undefined && record.failMessage === undefined
+      ? ""
+      : `<p>apixo said: <code id="fail-code">${escapeHtml(record.failCode ?? "")}</code> ${escapeHtml(record.failMessage ?? "")}</p>`
+  const ended = (heading: string, text: string) =>
+    `<section id="outcome" class="outcome failed" role="status"><h3>${heading}</h3><p>${text}</p>${said}</section>`
+  switch (record.state) {
+    case "failed":
+      return ended("This task failed", "apixo reported that generation failed, so there is no video.")
+    case "rejected":
+      return ended(
+        "The submit was refused",
+        "apixo refused the submit, so no task was created and there is no video. Fix what it said and submit again."
+      )
+    case "ambiguous":
+      return ended(
+        "The submit's outcome is unknown",
+        "The connection broke while the task was being submitted, so apixo may or may not have created it; reelkit did not send it again. Check apixo's dashboard before submitting it again."
+      )
+    case "completed":
+      return `<section id="outcome" class="outcome" role="status"><p>The task completed without a stored output.</p></section>`
+    default:
+      return `<section id="outcome" class="outcome waiting" role="status"><p>The video appears here when the task is done.</p></section>`
+  }
+}
+
+/** The amount of a cost, as shown. */
+const costAmount = (cost: ViduQ3Pricing.Cost) => `${cost.amount.toFixed(4)} ${escapeHtml(cost.currency)}`
+
+const costBasis = (cost: ViduQ3Pricing.Cost) => `${cost.seconds} s at ${cost.pricePerSecond} per second`
+
+/** The form's cost line (HTML), from the CLI's estimate of the fields a price depends on. */
+export const estimateLine = (estimate: Cost.Estimate, fields: Cost.Priceable): string => {
+  if (estimate._tag === "Priced") {
+    return `Estimated cost: <strong id="estimate-amount">${costAmount(estimate.cost)}</strong> (${costBasis(estimate.cost)}, ${escapeHtml(estimate.tier)} ${escapeHtml(estimate.resolution)})`
+  }
+  // Without both fields the server's undocumented defaults would be billed: say which to choose.
+  if (!estimate.reason.startsWith("no prices") && (fields.duration === undefined || fields.resolution === undefined)) {
+    return "Choose a duration and a resolution to see the cost (apixo does not document its defaults)."
+  }
+  return `No cost estimate: ${escapeHtml(estimate.reason)}.`
+}
+
+const notFoundBody = (text: string) =>
+  `<h2>Not found</h2><p class="banner error">${text}</p><p><a id="back" href="/">Back to the playground</a></p>`
+
 /** A page for a task that is not in the ledger. */
 export const notFound = (reference: string): string =>
-  layout("Not found", `<p class="banner error">No task is recorded for "${escapeHtml(reference)}".</p>`)
+  layout("Not found", notFoundBody(`No task is recorded for "${escapeHtml(reference)}".`))
+
+/** The page of a path the server does not have. */
+export const pageNotFound = (path: string): string =>
+  layout("Not found", notFoundBody(`There is no page at ${escapeHtml(path)}.`))
+
+/** The page of a form that is refused before it is read: too large, or not made by this server. */
+export const formRefused = (text: string): string =>
+  layout(
+    "Form refused",
+    `<h2>Form refused</h2><p class="banner error">${escapeHtml(text)}</p><p><a href="/">Back to the form</a></p>`
+  )
+
+/** The tab icon: a film frame with a play mark. */
+export const favicon = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x="2" y="5" width="28" height="22" rx="4" fill="#1f5fbf"/><path d="M13 11v10l8-5z" fill="#fff"/></svg>`

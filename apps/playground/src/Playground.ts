@@ -13,51 +13,20 @@ import {
   type TaskLedger,
   type TaskProvider
 } from "@reelkit/core"
-import { ViduQ3, ViduQ3Input, ViduQ3Pricing } from "@reelkit/provider-vidu-q3"
+import { ViduQ3, ViduQ3Input } from "@reelkit/provider-vidu-q3"
 import * as FileSystemStore from "@reelkit/storage/FileSystemStore"
-import * as SqliteLedger from "@reelkit/storage/SqliteLedger"
 import { FakeApixo } from "@reelkit/testing"
-import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
-import * as Fs from "node:fs"
-import * as Path from "node:path"
+import { ledgerLayer, type Settings, storeRoot } from "./Settings.js"
+import * as Telemetry from "./Telemetry.js"
 
-/** The playground's settings, from the environment. */
-export interface Settings {
-  /** Absolute `REELKIT_HOME` (default `./.reelkit`). */
-  readonly home: string
-  readonly apiKey: Option.Option<Redacted.Redacted<string>>
-  readonly baseUrl: Option.Option<string>
-  /** `REELKIT_PUBLIC_URL` and `REELKIT_CALLBACK_SECRET`, when both are set. */
-  readonly callbacks: Option.Option<Callbacks.Config>
-  /** `REELKIT_PRICING`: a Vidu Q3 price table as JSON. */
-  readonly pricing: Option.Option<ViduQ3Pricing.ViduQ3Pricing>
-}
-
-/** Reads the settings from the environment. */
-export const settings: Config.Config<Settings> = Config.all({
-  home: Config.string("REELKIT_HOME").pipe(
-    Config.withDefault(".reelkit"),
-    Config.map((home) => Path.resolve(home))
-  ),
-  apiKey: Config.option(Config.redacted("APIXO_API_KEY")).pipe(
-    Config.map(Option.filter((key) => Redacted.value(key).trim() !== ""))
-  ),
-  baseUrl: Config.option(Config.nonEmptyString("APIXO_BASE_URL")),
-  publicUrl: Config.option(Config.nonEmptyString("REELKIT_PUBLIC_URL")),
-  secret: Config.option(Config.redacted("REELKIT_CALLBACK_SECRET")),
-  pricing: Config.option(ViduQ3Pricing.config("REELKIT_PRICING"))
-}).pipe(
-  Config.map(({ publicUrl, secret, ...rest }) => ({
-    ...rest,
-    callbacks: Option.zipWith(publicUrl, secret, (publicBaseUrl, secret) => ({ publicBaseUrl, secret }))
-  }))
-)
+// The settings, the paths under REELKIT_HOME and the ledger alone live in Settings.ts, so commands
+// that need only those (list, --help) load none of the rest of the wiring.
+export { type Settings, artifactPath, ledgerFile, ledgerLayer, settings, storeRoot } from "./Settings.js"
 
 /** Where the work goes: apixo itself, or the in-process fake. */
 export type Backend =
@@ -77,15 +46,6 @@ export interface Service {
 /** The wiring, as a service. */
 export class Playground extends Context.Tag("@reelkit/playground/Playground")<Playground, Service>() {}
 
-/** The SQLite file of the ledger. */
-export const ledgerFile = (home: string): string => Path.join(home, "ledger.sqlite")
-
-/** The root of the artifact store. */
-export const storeRoot = (home: string): string => Path.join(home, "artifacts")
-
-/** The absolute file of a stored artifact. */
-export const artifactPath = (home: string, key: string): string => Path.join(storeRoot(home), key)
-
 /**
  * The fake's timings: a task is processing after 1 s and done after 3 s, so the README's main job
  * finishes in seconds; the poll plan matches (first poll after 1 s, then every second).
@@ -98,20 +58,6 @@ export const fakePollPlan: TaskProvider.PollPlan = {
   interval: Duration.seconds(1),
   deadline: Duration.minutes(2)
 }
-
-/** The ledger alone (for `list`): no provider, no fake server. */
-export const ledgerLayer = (home: string): Layer.Layer<TaskLedger.TaskLedger, TaskError.LedgerError> =>
-  SqliteLedger.layer({ filename: ledgerFile(home) }).pipe(Layer.provide(ensureHome(home)))
-
-// SQLite creates the file but not its directory.
-const ensureHome = (home: string): Layer.Layer<never, TaskError.LedgerError> =>
-  Layer.effectDiscard(
-    Effect.try({
-      try: () => Fs.mkdirSync(home, { recursive: true }),
-      catch: (cause) =>
-        new TaskError.LedgerError({ operation: "open", message: `cannot create ${home}: ${String(cause)}`, cause })
-    })
-  )
 
 /** Errors of building the wiring. */
 export type StartupError = TaskError.LedgerError | ArtifactStore.ArtifactStoreError | FakeApixo.FakeApixoError
@@ -161,6 +107,9 @@ export const layer = (settings: Settings, options: LayerOptions = {}): Layer.Lay
       })
       return Layer.mergeAll(TaskClient.layer().pipe(Layer.provideMerge(base)), playground)
     })
+  ).pipe(
+    // Built first, so the tracer is in place before the client forks its background fibers.
+    Layer.provide(Telemetry.layerTracing)
   )
 
 // With a key: apixo (or APIXO_BASE_URL). Without: a fake apixo server on loopback, in this process,

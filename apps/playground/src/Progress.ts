@@ -23,10 +23,56 @@ export const stderr: Output = {
 }
 
 /** What the line shows. */
-interface View {
-  state: string
-  nextPollAt: number | undefined
-  note: string | undefined
+export interface View {
+  readonly state: string
+  readonly nextPollAt: number | undefined
+  readonly note: string | undefined
+}
+
+// How far along each state is: the line never moves back (a replayed or late event says nothing new).
+const rank: Readonly<Record<string, number>> = {
+  submitting: 0,
+  submitted: 1,
+  pending: 2,
+  processing: 3,
+  succeeded: 4,
+  completed: 5,
+  failed: 5,
+  rejected: 5,
+  ambiguous: 5
+}
+
+const rankOf = (state: string): number => rank[state] ?? 0
+
+/**
+ * The line after an event, or undefined when the event changes nothing shown (a state behind the
+ * current one, or `Submitted` again). Retries and waits keep the state and say why the line waits.
+ */
+export const viewAfter = (view: View, event: TaskEvent.TaskEvent): View | undefined => {
+  const moveTo = (state: string, nextPollAt: number | undefined, note: string | undefined): View | undefined =>
+    rankOf(state) < rankOf(view.state) || (state === view.state && state === "submitted")
+      ? undefined
+      : { state, nextPollAt, note }
+  switch (event._tag) {
+    case "Submitted":
+      return moveTo("submitted", view.nextPollAt, undefined)
+    case "Pending":
+      return moveTo("pending", event.nextPollAt, undefined)
+    case "Processing":
+      return moveTo("processing", event.nextPollAt, event.progress === undefined ? undefined : `${event.progress}%`)
+    case "Retrying":
+      return { state: view.state, nextPollAt: event.nextPollAt, note: `retrying after: ${event.reason}` }
+    case "Succeeded":
+      return moveTo("succeeded", undefined, undefined)
+    case "Failed":
+      return moveTo("failed", undefined, event.code)
+    default: {
+      // Events this CLI does not know yet (a wait for a slot, a queued submit): show that it waits.
+      const other = event as { readonly _tag: string; readonly nextPollAt?: number; readonly reason?: string }
+      const note = other.reason === undefined ? other._tag : `${other._tag}: ${other.reason}`
+      return { state: view.state, nextPollAt: other.nextPollAt ?? view.nextPollAt, note }
+    }
+  }
 }
 
 const clearLine = "\r\u001b[2K"
@@ -50,13 +96,17 @@ export const follow = <E>(
   }
 ): Effect.Effect<void, E> => {
   const output = options.output ?? stderr
-  const view: View = { state: options.state, nextPollAt: options.firstPollAt, note: undefined }
+  const view: { -readonly [K in keyof View]: View[K] } = {
+    state: options.state,
+    nextPollAt: options.firstPollAt,
+    note: undefined
+  }
   const render = (now: number): string => {
     const next =
       view.nextPollAt === undefined
         ? ""
         : view.nextPollAt > now
-          ? `, next poll in ${formatCountdown(view.nextPollAt - now)}`
+          ? `, ${view.note?.startsWith("retrying") === true ? "retry" : "next poll"} in ${formatCountdown(view.nextPollAt - now)}`
           : ", polling"
     const note = view.note === undefined ? "" : ` (${view.note})`
     return `${options.taskKey}  ${view.state}${note}  ${formatElapsed(now - options.startedAt)}${next}`
@@ -64,33 +114,9 @@ export const follow = <E>(
   const draw = Effect.map(Clock.currentTimeMillis, (now) => output.write(`${clearLine}${render(now)}`))
   const onEvent = (event: TaskEvent.TaskEvent) =>
     Effect.gen(function* () {
-      switch (event._tag) {
-        case "Submitted":
-          // The line already shows the submitted task: nothing new to say.
-          if (view.state === "submitted") return
-          view.state = "submitted"
-          break
-        case "Pending":
-        case "Processing":
-          view.state = event._tag === "Pending" ? "pending" : "processing"
-          view.nextPollAt = event.nextPollAt
-          view.note = event._tag === "Processing" && event.progress !== undefined ? `${event.progress}%` : undefined
-          break
-        case "Retrying":
-          view.nextPollAt = event.nextPollAt
-          view.note = `retrying: ${event.reason}`
-          break
-        case "Succeeded":
-          view.state = "succeeded"
-          view.nextPollAt = undefined
-          view.note = undefined
-          break
-        case "Failed":
-          view.state = "failed"
-          view.nextPollAt = undefined
-          view.note = event.code
-          break
-      }
+      const next = viewAfter(view, event)
+      if (next === undefined) return
+      Object.assign(view, next)
       if (output.isTerminal) return yield* draw
       const now = yield* Clock.currentTimeMillis
       output.write(`${render(now)}\n`)

@@ -1,31 +1,42 @@
 /**
  * `reelkit serve`: the web app on @effect/platform's HttpRouter, served by Node. A form per Vidu Q3
- * mode, a task list kept live with server-sent events, task pages playing the stored video from
- * the artifact store (with HTTP Range, which browsers use to seek), and, when a public URL and a
- * secret are configured, core's verified callback endpoint.
+ * mode with its cost as the fields change, a task list kept live with server-sent events, task
+ * pages playing the stored video from the artifact store (with HTTP Range, which browsers use to
+ * seek), Prometheus metrics, and, when a public URL and a secret are configured, core's verified
+ * callback endpoint. Every route but the callbacks and the icon needs the access token; the guard
+ * in `server/Guard.ts` also caps bodies, checks Host and Origin, and times handlers out.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as UrlParams from "@effect/platform/UrlParams"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import type * as UrlParams from "@effect/platform/UrlParams"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { ArtifactStore, Callbacks, TaskClient, type TaskHandle, TaskLedger } from "@reelkit/core"
+import { ArtifactStore, Callbacks, TaskClient, type TaskError, type TaskHandle, TaskLedger } from "@reelkit/core"
 import { ViduQ3Input, ViduQ3Pricing } from "@reelkit/provider-vidu-q3"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
+import * as Cost from "./Cost.js"
 import { describe } from "./Failure.js"
 import * as Fields from "./Fields.js"
 import * as Pages from "./Pages.js"
 import { Playground, type Services } from "./Playground.js"
+import * as Access from "./server/Access.js"
+import * as FormBody from "./server/FormBody.js"
+import * as Guard from "./server/Guard.js"
+import * as ServeSettings from "./server/ServeSettings.js"
+import * as TaskFeed from "./server/TaskFeed.js"
+import * as Telemetry from "./Telemetry.js"
 
 /** A fresh nonce for one rendering of the form. */
 const newSubmission = Effect.sync(() => randomUUID())
@@ -33,8 +44,8 @@ const newSubmission = Effect.sync(() => randomUUID())
 /** Tasks the list shows. */
 const listLimit = 50
 
-const htmlResponse = (body: string, status = 200) =>
-  HttpServerResponse.text(body, { status, contentType: "text/html; charset=utf-8" })
+const htmlResponse = (body: string, status = 200, headers: Record<string, string> = {}) =>
+  HttpServerResponse.text(body, { status, contentType: "text/html; charset=utf-8", headers })
 
 const backendLine = Effect.map(Playground, ({ backend }) =>
   backend._tag === "Fake"
@@ -101,14 +112,35 @@ const sliceBytes = <E>(body: Stream.Stream<Uint8Array, E>, start: number, end: n
     Stream.filter((slice) => slice.byteLength > 0)
   )
 
+/** What the routes need besides the playground's services. */
+export interface RouterOptions {
+  readonly keys: Access.Keys
+  readonly limits: ServeSettings.Limits
+}
+
+const json = (body: unknown, status = 200) =>
+  HttpServerResponse.text(JSON.stringify(body), { status, contentType: "application/json" })
+
+/** `duration` as the form sends it: a whole number of seconds, or nothing. */
+const durationOf = (text: string | null): number | undefined =>
+  text !== null && /^\d+$/.test(text.trim()) ? Number(text.trim()) : undefined
+
 /** Builds the web app's routes. Waits started from the form run in `waits` until the server stops. */
-export const makeRouter: Effect.Effect<HttpRouter.HttpRouter<unknown>, never, Services | Scope.Scope> = Effect.gen(
-  function* () {
+export const makeRouter = (
+  options: RouterOptions
+): Effect.Effect<
+  HttpRouter.HttpRouter<TaskError.LedgerError, Telemetry.PrometheusMetrics>,
+  never,
+  Services | Scope.Scope
+> =>
+  Effect.gen(function* () {
     const client = yield* TaskClient.TaskClient
     const store = yield* ArtifactStore.ArtifactStore
     const playground = yield* Playground
     const waits = yield* FiberSet.make()
     const context = yield* Effect.context<Services>()
+    const { keys, limits } = options
+    const feed = yield* TaskFeed.make(listViews.pipe(Effect.provide(context)), { maxStreams: limits.eventStreams })
 
     // Tasks this server is already waiting for: a repeated submit gets the same task, not a second wait.
     const waiting = new Set<string>()
@@ -123,24 +155,62 @@ export const makeRouter: Effect.Effect<HttpRouter.HttpRouter<unknown>, never, Se
         return Effect.asVoid(FiberSet.run(waits, wait))
       })
 
-    const home = Effect.gen(function* () {
-      return htmlResponse(
-        Pages.home({ tasks: yield* listViews, backend: yield* backendLine, submission: yield* newSubmission })
-      )
-    }).pipe(Effect.provide(context))
+    const estimateOf = (fields: { readonly mode: string; readonly duration?: number; readonly resolution?: string }) =>
+      Pages.estimateLine(Cost.estimate(fields, playground.settings.pricing), fields)
+
+    // Each rendering of the form gets a new nonce (its idempotency key) and the CSRF token made for it.
+    const homePage = (form: Pages.FormState | undefined, status: number) =>
+      Effect.gen(function* () {
+        const submission = yield* newSubmission
+        const values = form?.values ?? {}
+        const text = (name: string) => (typeof values[name] === "string" ? (values[name] as string) : "")
+        const duration = durationOf(text("duration"))
+        const resolution = text("resolution") === "" ? undefined : text("resolution")
+        const estimate = estimateOf({
+          mode: form === undefined ? "text-to-video" : text("mode"),
+          ...(duration === undefined ? {} : { duration }),
+          ...(resolution === undefined ? {} : { resolution })
+        })
+        return htmlResponse(
+          Pages.home({
+            tasks: yield* listViews,
+            backend: yield* backendLine,
+            form,
+            submission,
+            csrf: keys.csrfOf(submission),
+            estimate
+          }),
+          status
+        )
+      }).pipe(Effect.provide(context))
+
+    const home = homePage(undefined, 200)
 
     const submit = Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const values = formValues(yield* request.urlParamsBody)
-      const input = Fields.toInput(rawInputOf(values))
-      // A refused form is shown with a new nonce: the refused submit may have recorded the old one.
-      const refused = (form: Pages.FormState, status: number) =>
-        Effect.map(Effect.all([listViews, backendLine, newSubmission]), ([tasks, backend, submission]) =>
-          htmlResponse(Pages.home({ tasks, backend, form, submission }), status)
+      const body = yield* FormBody.read(request, limits.formBodyBytes)
+      if (Option.isNone(body)) return Guard.tooLarge(limits.formBodyBytes)
+      const values = formValues(body.value)
+      const nonce = values[Pages.submissionField]
+      const csrf = values[Access.csrfField]
+      // A form this server did not render for this session (another site's, or a script's guess) is refused.
+      if (
+        !Access.isValidCsrf(
+          keys,
+          typeof nonce === "string" ? nonce : undefined,
+          typeof csrf === "string" ? csrf : undefined
         )
+      ) {
+        return htmlResponse(
+          Pages.formRefused(
+            "This form did not come from this server's page (its CSRF token is missing or wrong). Reload the page and submit again."
+          ),
+          403
+        )
+      }
+      const input = Fields.toInput(rawInputOf(values))
       // The form's nonce is the idempotency key: a double submit (or a re-sent POST) finds the first
       // task instead of paying for a second one.
-      const nonce = values[Pages.submissionField]
       const idempotencyKey = typeof nonce === "string" && nonce.trim() !== "" ? `web-${nonce.trim()}` : undefined
       // Start and the background wait as one step: a browser giving up on the request must not
       // leave a submitted task that nothing waits for.
@@ -150,15 +220,30 @@ export const makeRouter: Effect.Effect<HttpRouter.HttpRouter<unknown>, never, Se
       if (started._tag === "Right") {
         return HttpServerResponse.redirect(`/tasks/${encodeURIComponent(started.right.taskKey)}`, { status: 303 })
       }
+      // A refused form is shown with a new nonce: the refused submit may have recorded the old one.
       const error = started.left
       if (error._tag === "InvalidInput") {
-        return yield* refused({ values, errors: { [Fields.fieldOf(error)]: error.rule } }, 400)
+        return yield* homePage({ values, errors: { [Fields.fieldOf(error)]: error.rule } }, 400)
       }
-      return yield* refused({ values, errors: {}, banner: describe(error) }, 502)
+      return yield* homePage({ values, errors: {}, banner: describe(error) }, 502)
     }).pipe(
-      Effect.catchTag("RequestError", () => Effect.succeed(htmlResponse("The form could not be read.", 400))),
+      Effect.catchAll(() => Effect.succeed(htmlResponse(Pages.formRefused("The form could not be read."), 400))),
       Effect.provide(context)
     )
+
+    const estimate = Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const query = new URL(request.url, "http://placeholder").searchParams
+      const duration = durationOf(query.get("duration"))
+      const resolution = query.get("resolution") || undefined
+      return json({
+        html: estimateOf({
+          mode: query.get("mode") ?? "",
+          ...(duration === undefined ? {} : { duration }),
+          ...(resolution === undefined ? {} : { resolution })
+        })
+      })
+    })
 
     const taskPage = Effect.gen(function* () {
       const { taskKey } = yield* HttpRouter.params
@@ -179,34 +264,28 @@ export const makeRouter: Effect.Effect<HttpRouter.HttpRouter<unknown>, never, Se
       )
     })
 
-    // The list, every second, sent only when something changed; the browser ticks elapsed time itself.
-    const events = Effect.sync(() => {
-      const encoder = new TextEncoder()
-      const body = Stream.repeatEffectWithSchedule(
-        Effect.either(listViews.pipe(Effect.provide(context))),
-        Schedule.spaced("1 second")
-      ).pipe(
-        Stream.filterMap((result) => (result._tag === "Right" ? Option.some(result.right) : Option.none())),
-        Stream.map((tasks) => JSON.stringify(tasks)),
-        Stream.changes,
-        Stream.mapEffect((tasks) =>
-          Effect.map(Clock.currentTimeMillis, (now) =>
-            encoder.encode(`event: tasks\ndata: {"now":${now},"tasks":${tasks}}\n\n`)
-          )
-        )
-      )
-      return HttpServerResponse.stream(body, {
-        contentType: "text/event-stream",
-        headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+    // One shared list behind every stream; past the cap a stream is refused rather than slowing every page.
+    const events = Effect.map(feed.open, (stream) =>
+      Option.match(stream, {
+        onNone: () =>
+          HttpServerResponse.text("reelkit: too many open event streams; close some tabs and reload.\n", {
+            status: 503,
+            headers: { "retry-after": "30" }
+          }),
+        onSome: (body) =>
+          HttpServerResponse.stream(body, {
+            contentType: "text/event-stream",
+            headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+          })
       })
-    })
+    )
 
     const artifact = Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const url = new URL(request.url, "http://localhost")
       const key = decodeURIComponent(url.pathname.replace(/^\/artifacts\//, ""))
       const metadata = yield* Effect.orElseSucceed(store.head(key), () => Option.none())
-      if (Option.isNone(metadata)) return HttpServerResponse.text("Not found", { status: 404 })
+      if (Option.isNone(metadata)) return htmlResponse(Pages.pageNotFound(url.pathname), 404)
       const { bytes, contentType } = metadata.value
       const body = store.get(key)
       const range = parseRange(request.headers.range, bytes)
@@ -225,12 +304,24 @@ export const makeRouter: Effect.Effect<HttpRouter.HttpRouter<unknown>, never, Se
       })
     })
 
+    const metrics = Effect.flatMap(Telemetry.PrometheusMetrics, (prometheus) => prometheus.scrape).pipe(
+      Effect.map((text) => HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+    )
+
+    const favicon = HttpServerResponse.text(Pages.favicon, {
+      contentType: "image/svg+xml",
+      headers: { "cache-control": "public, max-age=86400" }
+    })
+
     const app = HttpRouter.empty.pipe(
       HttpRouter.get("/", home),
       HttpRouter.post("/tasks", submit),
       HttpRouter.get("/tasks/:taskKey", taskPage),
       HttpRouter.get("/events", events),
-      HttpRouter.get("/artifacts/*", artifact)
+      HttpRouter.get("/estimate", estimate),
+      HttpRouter.get("/artifacts/*", artifact),
+      HttpRouter.get("/metrics", metrics),
+      HttpRouter.get("/favicon.svg", Effect.succeed(favicon))
     )
     // Core's verified callback endpoint, only when a public URL and a secret say where it is reachable.
     const callbackConfig = yield* Effect.serviceOption(Callbacks.CallbackConfig)
@@ -239,34 +330,98 @@ export const makeRouter: Effect.Effect<HttpRouter.HttpRouter<unknown>, never, Se
       Effect.provideService(Callbacks.CallbackConfig, callbackConfig.value)
     )
     return HttpRouter.concat(app, callbacks)
-  }
-)
+  })
 
 /** Options of `serve`. */
 export interface ServeOptions {
   readonly port: number
   readonly host: string
-  /** Called with the server's URL once it listens. */
+  /**
+   * Called once the server listens, with the URL to open: carrying the access token as `?token=`
+   * when serve made the token (the one place it is ever shown), the bare URL when
+   * `REELKIT_SERVE_TOKEN` set it.
+   */
   readonly onListening?: ((url: string) => void) | undefined
 }
 
-/** Serves the web app until interrupted; resumes unfinished tasks of the ledger in the background first. */
+const urlOf = (
+  address: HttpServer.Address
+): { readonly base: string; readonly host: string; readonly port: number } => {
+  if (address._tag === "UnixAddress") return { base: address.path, host: address.path, port: 0 }
+  // A wildcard bind is reachable on loopback; that is the address to open on this machine.
+  const host = address.hostname === "0.0.0.0" || address.hostname === "::" ? "127.0.0.1" : address.hostname
+  const shown = host.includes(":") ? `[${host}]` : host
+  return { base: `http://${shown}:${address.port}`, host, port: address.port }
+}
+
+/**
+ * Serves the web app until interrupted; resumes unfinished tasks of the ledger in the background
+ * first. Refuses to start with a callback secret or an access token shorter than 32 bytes.
+ */
 export const serve = (options: ServeOptions) =>
   Effect.scoped(
     Effect.gen(function* () {
-      const router = yield* makeRouter
+      yield* ServeSettings.checkCallbackSecret
+      const access = yield* ServeSettings.accessToken
+      const keys = Access.keysOf(access.token)
+      const limits = ServeSettings.defaultLimits
+      const { settings } = yield* Playground
+      const router = yield* makeRouter({ keys, limits })
       const server = yield* HttpServer.HttpServer
-      yield* server.serve(
-        router.pipe(
-          HttpRouter.catchAll((error) => Effect.succeed(HttpServerResponse.text(describe(error), { status: 500 })))
+      const { base, port } = urlOf(server.address)
+      const guard = Guard.make({
+        keys,
+        limits,
+        reachable: Guard.reachableAt({
+          host: options.host,
+          port,
+          publicUrl: Option.getOrUndefined(Option.map(settings.callbacks, (config) => config.publicBaseUrl))
+        })
+      })
+      yield* server
+        .serve(
+          router.pipe(
+            Effect.catchTag("RouteNotFound", (error) =>
+              Effect.succeed(
+                htmlResponse(Pages.pageNotFound(new URL(error.request.url, "http://placeholder").pathname), 404)
+              )
+            ),
+            Effect.catchAll((error) => Effect.succeed(HttpServerResponse.text(describe(error), { status: 500 }))),
+            guard
+          )
         )
-      )
-      const address = server.address
-      const url = address._tag === "TcpAddress" ? `http://${address.hostname}:${address.port}` : address.path
-      options.onListening?.(url)
+        .pipe(
+          // A URL carrying the access token, or a callback's own token, never goes into a span.
+          HttpMiddleware.withTracerDisabledWhenEffect(
+            (request) => Guard.hasTokenInUrl(request.url) || request.url.startsWith("/callbacks/")
+          )
+        )
+      options.onListening?.(access.source === "generated" ? `${base}/?token=${Redacted.value(access.token)}` : base)
       // Tasks another run left unfinished are picked up again, as a restart should.
       const client = yield* TaskClient.TaskClient
       yield* Effect.forkScoped(Effect.ignore(client.reconcile()))
       return yield* Effect.never
     })
-  ).pipe(Effect.provide(NodeHttpServer.layer(createServer, { port: options.port, host: options.host })))
+  ).pipe(
+    Effect.provide(
+      Layer.merge(
+        NodeHttpServer.layer(() => makeNodeServer(ServeSettings.defaultLimits), {
+          port: options.port,
+          host: options.host,
+          // Room for a burst of connections (tabs reconnecting their event streams after a restart):
+          // Node's default of 511 makes the kernel drop the rest, and their retries take seconds.
+          backlog: 2048
+        }),
+        Telemetry.layerPrometheus
+      )
+    )
+  )
+
+// Node's own limits: a client must send its headers, and its whole request, in bounded time
+// (checked every second rather than Node's default 30 s, so a slow sender is cut close to the limit).
+const makeNodeServer = (limits: ServeSettings.Limits) =>
+  createServer({
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    connectionsCheckingInterval: 1000
+  })

@@ -5,7 +5,7 @@
  * absolute file in the store under `REELKIT_HOME`.
  */
 import type { TaskLedger } from "@reelkit/core"
-import { artifactPath } from "./Playground.js"
+import { artifactPath } from "./Settings.js"
 
 /** One stored output, as printed. */
 export interface ArtifactSummary {
@@ -50,8 +50,48 @@ export const formatElapsed = (millis: number): string => {
   return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, "0")} s`
 }
 
-/** Human-readable lines of a task, for output without `--json`. */
-export const toLines = (summary: TaskSummary): ReadonlyArray<string> => {
+/** What a row asked for, for readable output (not part of the JSON summary). */
+export interface Details {
+  readonly mode: string | undefined
+  readonly prompt: string | undefined
+  readonly duration: number | undefined
+  readonly createdAt: number
+}
+
+/** The details of a ledger row: its input's mode, prompt and duration, and when it was created. */
+export const detailsOf = (record: TaskLedger.TaskRecord): Details => {
+  const input = (typeof record.input === "object" && record.input !== null ? record.input : {}) as Record<
+    string,
+    unknown
+  >
+  return {
+    mode: typeof input.mode === "string" ? input.mode : undefined,
+    prompt: typeof input.prompt === "string" ? input.prompt : undefined,
+    duration: typeof input.duration === "number" ? input.duration : undefined,
+    createdAt: record.createdAt
+  }
+}
+
+// One line of a prompt, cut to `width` characters.
+const shortPrompt = (prompt: string, width = 60): string => {
+  const line = prompt.replace(/\s+/g, " ").trim()
+  return line.length <= width ? line : `${line.slice(0, width - 1)}…`
+}
+
+/** `2026-12-01 22:25:39 UTC  text-to-video  4 s  "a red fox..."`. */
+export const detailsLine = (details: Details): string => {
+  const created = `${new Date(details.createdAt).toISOString().slice(0, 19).replace("T", " ")} UTC`
+  const parts = [
+    created,
+    details.mode ?? "",
+    details.duration === undefined ? "" : `${details.duration} s`,
+    details.prompt === undefined ? "" : JSON.stringify(shortPrompt(details.prompt))
+  ]
+  return `  ${parts.filter((part) => part !== "").join("  ")}`
+}
+
+/** Human-readable lines of a task, for output without `--json` (with `details`, a line of what it asked for). */
+export const toLines = (summary: TaskSummary, details?: Details): ReadonlyArray<string> => {
   const head = `${summary.taskKey}  ${summary.state}${summary.taskId === null ? "" : `  (apixo task ${summary.taskId})`}`
   const failure =
     summary.failCode === undefined && summary.failMessage === undefined
@@ -60,5 +100,5 @@ export const toLines = (summary: TaskSummary): ReadonlyArray<string> => {
   const files = summary.artifacts.map(
     (artifact) => `  ${artifact.path}  ${artifact.bytes} bytes  ${artifact.contentType}  sha256 ${artifact.sha256}`
   )
-  return [head, ...failure, ...files]
+  return [head, ...(details === undefined ? [] : [detailsLine(details)]), ...failure, ...files]
 }

@@ -185,20 +185,27 @@ describe.concurrent("reelkit CLI against the fake apixo server", () => {
   it("serve: the same form posted twice (one nonce) creates one task; a new rendering gets a new nonce", async () => {
     const home = tempHome()
     const prompt = "a double-clicked lighthouse"
-    const served = startCli(["serve", "--port", "0"], env(home))
+    const token = "a-serve-token-of-at-least-32-bytes!"
+    const served = startCli(["serve", "--port", "0"], { ...env(home), REELKIT_SERVE_TOKEN: token })
     try {
       await waitForOutput(served.child, served.output, (output) => /serving http:\/\/\S+/.test(output.stderr))
       const url = /serving (http:\/\/\S+)/.exec(served.output.stderr)![1]!
-      const nonceOf = (html: string) => /name="submission" value="([^"]+)"/.exec(html)?.[1]
-      const page = await (await fetch(url)).text()
-      const nonce = nonceOf(page)
+      const authorization = `Bearer ${token}`
+      const fieldOf = (html: string, name: string) => new RegExp(`name="${name}" value="([^"]+)"`).exec(html)?.[1]
+      const page = await (await fetch(url, { headers: { authorization } })).text()
+      const nonce = fieldOf(page, "submission")
       expect(nonce).toMatch(/^[0-9a-f-]{36}$/)
-      expect(nonceOf(await (await fetch(url)).text())).not.toBe(nonce)
-      const body = new URLSearchParams({ mode: "text-to-video", prompt, submission: nonce! }).toString()
+      expect(fieldOf(await (await fetch(url, { headers: { authorization } })).text(), "submission")).not.toBe(nonce)
+      const body = new URLSearchParams({
+        mode: "text-to-video",
+        prompt,
+        submission: nonce!,
+        csrf: fieldOf(page, "csrf")!
+      }).toString()
       const post = () =>
         fetch(`${url}/tasks`, {
           method: "POST",
-          headers: { "content-type": "application/x-www-form-urlencoded" },
+          headers: { "content-type": "application/x-www-form-urlencoded", authorization },
           body,
           redirect: "manual"
         })

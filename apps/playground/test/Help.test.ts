@@ -1,4 +1,4 @@
-// `--help` of every command, run in this process (no child per command): each must succeed and
+// `--help` of every command (the list below must name them all), run in this process (no child per command): each must succeed and
 // print its own usage line and options.
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
@@ -24,10 +24,17 @@ const expected: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
   ["wait", ["<task>", "--first-poll-after", "--poll-every", "--timeout"]],
   ["list", ["--json"]],
   ["reconcile", ["--poll-every", "--timeout", "--json"]],
-  ["serve", ["--port", "--host"]]
+  ["serve", ["--port", "--host"]],
+  ["estimate", ["--mode", "--resolution", "--duration", "--json"]],
+  ["resubmit", ["<task>", "--no-wait", "--yes", "--json"]],
+  ["fake-apixo", ["--port", "--host", "--processing-after", "--complete-after", "--fail-prompt"]]
 ]
 
 describe("reelkit --help", () => {
+  it("the list below covers every command", () => {
+    expect(expected.map(([command]) => command).sort()).toEqual([...Cli.commandNames].sort())
+  })
+
   it.effect("every command has --help: it succeeds and prints its own usage and options", () =>
     Effect.gen(function* () {
       for (const [command, flags] of expected) {

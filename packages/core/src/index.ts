@@ -28,6 +28,8 @@ export * as TaskStatus from "./TaskStatus.js"
 export * as ResultStorage from "./ResultStorage.js"
 /** Named, overridable schedules. */
 export * as Schedules from "./Schedules.js"
+/** A per-day and per-month cap on billable seconds and money. */
+export * as SpendCap from "./SpendCap.js"
 /** The client: start, wait, watch, generate, resume, reconcile. */
 export * as TaskClient from "./TaskClient.js"
 /** Events of `TaskClient.watch`. */

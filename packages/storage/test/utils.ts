@@ -348,3 +348,54 @@ export const startHeldBodyServer = async (totalBytes: number, holdAfterBytes: nu
       })
   }
 }
+
+/** Where a Redis server answers, and how to stop it if this run started it. */
+export interface RedisServer {
+  readonly url: string
+  readonly stop: () => void
+}
+
+/**
+ * The machine's Redis on 127.0.0.1:6379 if it answers; otherwise a private `redis-server` on a free
+ * port (stopped by its pid); otherwise the reason none is available.
+ */
+export const findRedis = async (): Promise<RedisServer | { readonly unavailable: string }> => {
+  if (process.env.REELKIT_TEST_REDIS !== "private" && (await canConnect(6379)))
+    return { url: "redis://127.0.0.1:6379", stop: () => undefined }
+  const binary = findBinary("redis-server")
+  if (binary === undefined)
+    return { unavailable: "nothing answers on 127.0.0.1:6379 and redis-server is not installed" }
+  const dir = mkdtempSync(join(tmpdir(), "reelkit-redis-"))
+  try {
+    const port = await freePort()
+    const pidfile = join(dir, "redis.pid")
+    execFileSync(binary, [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--daemonize",
+      "yes",
+      "--pidfile",
+      pidfile,
+      "--dir",
+      dir,
+      "--save",
+      ""
+    ])
+    // --daemonize returns once the server forked; the pid file appears when it is up.
+    for (let tries = 0; tries < 200 && !(await canConnect(port)); tries++) await new Promise((r) => setImmediate(r))
+    return {
+      url: `redis://127.0.0.1:${port}`,
+      stop: () => {
+        try {
+          process.kill(Number(readFileSync(pidfile, "utf8").trim()), "SIGTERM")
+        } catch {}
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true })
+    return { unavailable: `nothing answers on 127.0.0.1:6379 and a private redis-server failed to start: ${error}` }
+  }
+}

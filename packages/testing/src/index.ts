@@ -8,6 +8,10 @@
 export * as ScriptedProvider from "./ScriptedProvider.js"
 /** The contract suite every `TaskLedger` adapter must pass. */
 export * as TaskLedgerContract from "./TaskLedgerContract.js"
+/** The contract suite every shared `AccountLimits` store must pass. */
+export * as AccountLimitsContract from "./AccountLimitsContract.js"
+/** The contract suite every `SpendCap` store must pass. */
+export * as SpendCapContract from "./SpendCapContract.js"
 /** The contract suite every `ArtifactStore` adapter must pass. */
 export * as ArtifactStoreContract from "./ArtifactStoreContract.js"
 /** A fake apixo.ai server on a real socket, with fault injection and recordings. */
