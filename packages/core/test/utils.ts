@@ -1,5 +1,5 @@
 import { ScriptedProvider } from "@reelkit/testing"
-import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Queue, TestClock, Tracer } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
 import type * as Scope from "effect/Scope"
 import * as AccountLimits from "../src/AccountLimits.js"
 import * as CallbackUrls from "../src/CallbackUrls.js"
@@ -118,54 +118,3 @@ export const failureTag = <A, E extends { readonly _tag: string }>(exit: Exit.Ex
 /** The typed failure of an exit, or `undefined`. */
 export const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
   Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
-
-/**
- * A tracer that reports each ended span's name and task key on a queue: the signal that a
- * background step (e.g. a callback's confirmation) has finished, so a test waits for it, not for time.
- */
-export const spanEnds: Effect.Effect<{
-  readonly tracer: Tracer.Tracer
-  readonly ended: Queue.Queue<{ readonly name: string; readonly taskKey: unknown }>
-}> = Effect.map(Queue.unbounded<{ readonly name: string; readonly taskKey: unknown }>(), (ended) => {
-  let next = 0
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind) => {
-      const attributes = new Map<string, unknown>()
-      return {
-        _tag: "Span",
-        name,
-        spanId: String(++next),
-        traceId: "trace",
-        parent,
-        context,
-        status: { _tag: "Started", startTime },
-        attributes,
-        links: [...links],
-        sampled: true,
-        kind,
-        end: () => {
-          ended.unsafeOffer({ name, taskKey: attributes.get("reelkit.task_key") })
-        },
-        attribute: (key, value) => {
-          attributes.set(key, value)
-        },
-        event: () => {},
-        addLinks: () => {}
-      }
-    },
-    context: (f) => f()
-  })
-  return { tracer, ended }
-})
-
-/** Waits until a span of this name (and task key, when given) has ended. */
-export const awaitSpanEnd = (
-  ended: Queue.Queue<{ readonly name: string; readonly taskKey: unknown }>,
-  name: string,
-  taskKey?: string
-): Effect.Effect<void> =>
-  Effect.flatMap(Queue.take(ended), (span) =>
-    span.name === name && (taskKey === undefined || span.taskKey === taskKey)
-      ? Effect.void
-      : awaitSpanEnd(ended, name, taskKey)
-  )
