@@ -328,7 +328,10 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
           providerOptions: generateOptions.providerOptions,
           deadlineAt
         })
-        return yield* waitFor(yield* lookup(handle.taskKey), generateOptions, deadlineAt)
+        // The waiting half is traced like `wait`, so a generate's spans show where its time went.
+        return yield* waitFor(yield* lookup(handle.taskKey), generateOptions, deadlineAt).pipe(
+          Effect.withSpan("reelkit.wait", { attributes: { ...context.spanAttributes, "reelkit.task_key": handle.taskKey } })
+        )
       })
 
     const resume: Service["resume"] = (handle, waitOptions = {}) =>
