@@ -398,6 +398,14 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
           }
           return yield* cancel(moved.value.taskKey)
         }
+        if (record.state === "sending") {
+          // The submit may be on the wire: learn what it became (join it here, follow it
+          // elsewhere, or judge a dead holder's), then cancel that, rather than wait for the task.
+          const sent = yield* submitter.recover(record, yield* deadlineOf({})).pipe(
+            Effect.catchTag("IdempotencyConflict", (error) => Effect.die(error))
+          )
+          return yield* cancel(sent.taskKey)
+        }
         if (record.state === "cancelled") return record
         if (!isInFlight(record.state) || record.remoteTaskId === undefined) {
           const done = finalOutcome(record)
