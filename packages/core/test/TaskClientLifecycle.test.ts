@@ -418,6 +418,36 @@ describe("TaskClient.cancel", () => {
     })
   )
 
+  it.effect(
+    "cancels a task whose submit is on the wire as soon as the provider accepts it, not when it finishes",
+    () => {
+      const cancels: Array<string> = []
+      return Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        const starting = yield* Effect.fork(client.start(input, { taskKey: "tk_in_flight" }))
+        yield* TestClock.adjust("1 second")
+        expect((yield* client.lookup("tk_in_flight")).state).toBe("sending")
+        const cancelling = yield* Effect.fork(client.cancel("tk_in_flight"))
+        yield* TestClock.adjust("4 seconds")
+        const handle = yield* Fiber.join(starting)
+        const cancelled = yield* Fiber.join(cancelling)
+        expect([cancelled.state, cancels]).toEqual(["cancelled", [handle.remoteTaskId]])
+        // It never waited for the task itself: not one poll was made.
+        expect((yield* recording).statusCalls).toHaveLength(0)
+      }).pipe(
+        Effect.provide(
+          clientLayer({
+            script: () => ({ statuses: [processing] }),
+            provider: (scripted) => ({
+              ...withCancel(cancels)(scripted),
+              submit: (request) => Effect.zipLeft(scripted.submit(request), Effect.sleep("5 seconds"))
+            })
+          })
+        )
+      )
+    }
+  )
+
   it.effect("cancels a running task with the provider, then records it cancelled and ends its waiters", () => {
     const cancels: Array<string> = []
     return Effect.gen(function* () {
