@@ -417,8 +417,13 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
         }
         yield* context.limits.takeRequest
         yield* providerCancel(record.remoteTaskId)
-        // The provider's own status is the truth: a task that finished first is not cancelled.
-        return yield* tracking.confirmCancel(record)
+        // The provider's own status is the truth: a task that finished before the cancel landed
+        // is recorded as it finished (its outputs stored), not as cancelled.
+        const after = yield* tracking.refresh(record).pipe(
+          Effect.catchTag("TaskFailed", () => lookup(record.taskKey))
+        )
+        if (!isInFlight(after.state)) return after
+        return yield* tracking.confirmCancel(after)
       }).pipe(Effect.withSpan("reelkit.cancel", { attributes: context.spanAttributes }))
 
     const reconcile: Service["reconcile"] = (waitOptions = {}) =>
