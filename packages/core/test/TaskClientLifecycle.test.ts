@@ -432,8 +432,8 @@ describe("TaskClient.cancel", () => {
         const handle = yield* Fiber.join(starting)
         const cancelled = yield* Fiber.join(cancelling)
         expect([cancelled.state, cancels]).toEqual(["cancelled", [handle.remoteTaskId]])
-        // It never waited for the task itself: not one poll was made.
-        expect((yield* recording).statusCalls).toHaveLength(0)
+        // It never waited for the task itself: the one status request is the cancel's confirmation.
+        expect((yield* recording).statusCalls).toHaveLength(1)
       }).pipe(
         Effect.provide(
           clientLayer({
@@ -461,10 +461,29 @@ describe("TaskClient.cancel", () => {
       expect([cancelled.state, cancelled.leaseOwner]).toEqual(["cancelled", undefined])
       expect(cancels).toEqual([handle.remoteTaskId])
       expect(failureTag(yield* Fiber.await(waiting))).toBe("TaskCancelled")
+      // One status request confirmed the task was still running when the cancel landed; then no more.
+      const after = (yield* recording).statusCalls.length
+      expect(after).toBe(polls + 1)
       yield* TestClock.adjust("5 minutes")
-      expect((yield* recording).statusCalls.length).toBe(polls)
+      expect((yield* recording).statusCalls.length).toBe(after)
       expect((yield* (yield* limits).snapshot).tasksInFlight).toBe(0)
     }).pipe(Effect.provide(clientLayer({ provider: withCancel(cancels), script: () => ({ statuses: [processing] }) })))
+  })
+
+  it.effect("records a task that finished before its cancel landed as finished, not cancelled", () => {
+    const cancels: Array<string> = []
+    return Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const handle = yield* client.start(input, { taskKey: "tk_too_late" })
+      const row = yield* client.cancel("tk_too_late")
+      expect(cancels).toEqual([handle.remoteTaskId])
+      expect([row.state, row.resultUrls]).toEqual(["completed", ["https://results.example/done-first.mp4"]])
+      expect((yield* client.lookup("tk_too_late")).state).toBe("completed")
+    }).pipe(
+      Effect.provide(
+        clientLayer({ provider: withCancel(cancels), script: () => ({ statuses: [video("done-first")] }) })
+      )
+    )
   })
 
   it.effect("fails with CancelNotSupported when the provider documents no cancel, changing nothing", () =>
