@@ -12,15 +12,12 @@ import * as Callbacks from "../src/Callbacks.js"
 import * as TaskClient from "../src/TaskClient.js"
 import * as TaskError from "../src/TaskError.js"
 import * as TaskLedger from "../src/TaskLedger.js"
-import * as TaskStatus from "../src/TaskStatus.js"
-import { clientLayer, failureTag } from "./utils.js"
+import { clientLayer, failureTag, processing, recording } from "./utils.js"
 
 const secret = Redacted.make("a-callback-secret-of-at-least-32-characters")
 const config: CallbackUrls.Config = { secret, publicBaseUrl: "https://media.example.com/reelkit/", maxBodyBytes: 1024 }
 const input = { mode: "text-to-video", prompt: "waves at night", duration: 4 }
 const success = ScriptedProvider.succeededWith("https://results.example/cb.mp4")
-const processing = new TaskStatus.Processing({})
-const recording = Effect.flatMap(ScriptedProvider.ScriptedProvider, (scripted) => scripted.recording)
 
 type Confirmation = readonly [taskKey: string, outcome: Callbacks.ConfirmationOutcome]
 

@@ -19,16 +19,15 @@ import {
   clientLayer,
   failureOf,
   failureTag,
+  input,
   makeClient,
+  processing,
+  recording,
   maxInAnyWindow,
   runToExit,
-  testPlan
+  testPlan,
+  video
 } from "./utils.js"
-
-const input = { mode: "text-to-video", prompt: "a lighthouse in a storm", duration: 4 }
-const video = (name: string) => ScriptedProvider.succeededWith(`https://results.example/${name}.mp4`)
-const processing = new TaskStatus.Processing({})
-const recording = Effect.flatMap(ScriptedProvider.ScriptedProvider, (scripted) => scripted.recording)
 
 describe("TaskClient.start", () => {
   it.effect("writes the row (sending, held by this client, with the exact wire request) before the paid POST", () =>

@@ -16,16 +16,16 @@ import {
   clientLayer,
   failureOf,
   failureTag,
+  input,
   makeClient,
+  processing,
+  recording,
   type ProviderChange,
   runToExit,
-  testPlan
+  testPlan,
+  video
 } from "./utils.js"
 
-const input = { mode: "text-to-video", prompt: "a lighthouse in a storm", duration: 4 }
-const video = (name: string) => ScriptedProvider.succeededWith(`https://results.example/${name}.mp4`)
-const processing = new TaskStatus.Processing({})
-const recording = Effect.flatMap(ScriptedProvider.ScriptedProvider, (scripted) => scripted.recording)
 const limits = AccountLimits.AccountLimits
 const submitsOf = (taskKey: string) =>
   Effect.map(recording, ({ submits }) => submits.filter((call) => call.taskKey === taskKey).length)

@@ -7,6 +7,19 @@ import * as ResultStorage from "../src/ResultStorage.js"
 import * as TaskClient from "../src/TaskClient.js"
 import * as TaskLedger from "../src/TaskLedger.js"
 import * as TaskProvider from "../src/TaskProvider.js"
+import * as TaskStatus from "../src/TaskStatus.js"
+
+/** A valid input for the scripted provider (4 billable seconds). */
+export const input = { mode: "text-to-video", prompt: "a lighthouse in a storm", duration: 4 }
+
+/** A success with one output named `name`. */
+export const video = (name: string) => ScriptedProvider.succeededWith(`https://results.example/${name}.mp4`)
+
+/** A running status without progress. */
+export const processing = new TaskStatus.Processing({})
+
+/** Everything the scripted provider in context has seen. */
+export const recording = Effect.flatMap(ScriptedProvider.ScriptedProvider, (scripted) => scripted.recording)
 
 /** A poll plan short enough for tests: first poll after 10 s, then every 5 s, deadline 10 min. */
 export const testPlan: TaskProvider.PollPlan = {
