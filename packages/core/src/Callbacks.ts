@@ -21,7 +21,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { CallbackConfig, type Config, routePath, verifyToken } from "./CallbackUrls.js"
+import { CallbackConfig, type Config, routePath, urlFor, verifyToken } from "./CallbackUrls.js"
 import { TaskClient } from "./TaskClient.js"
 import { fence, TaskLedger, type TaskRecord } from "./TaskLedger.js"
 import { isTerminal } from "./TaskState.js"
@@ -89,8 +89,9 @@ const readCapped = (request: HttpServerRequest.HttpServerRequest, maxBytes: numb
 
 /**
  * Builds the callback router: `POST /callbacks/:taskKey/:token`. Answers 401 for a token we did not
- * make, 413 for a body over the cap, 404 for a task not in the ledger, and 200 otherwise, before
- * the confirmation (a status request) runs in the background.
+ * make (or, for a provider that signs its callbacks, a signature its `verifyCallback` refuses;
+ * 200 `duplicate` for a replayed one), 413 for a body over the cap, 404 for a task not in the
+ * ledger, and 200 otherwise, before the confirmation (a status request) runs in the background.
  */
 export const makeRouter = (
   options: HandlerOptions = {}
@@ -127,7 +128,10 @@ export const makeRouter = (
         yield* limits.takeRequest
         const status = yield* client.provider.status(claimedRemoteId)
         const created = status.remoteCreatedAt
-        if (created !== undefined && (created < row.createdAt - clockSkewMillis || created > row.updatedAt + clockSkewMillis)) {
+        if (
+          created !== undefined &&
+          (created < row.createdAt - clockSkewMillis || created > row.updatedAt + clockSkewMillis)
+        ) {
           return false
         }
         yield* ledger.transition(fence(row, "reelkit-callbacks"), {
@@ -171,6 +175,22 @@ export const makeRouter = (
       const body = yield* readCapped(request, maxBodyBytes)
       if (Option.isNone(body)) return answer(taskKey, "too-large", 413)
       if (body.value._tag === "Unreadable") return answer(taskKey, "unreadable", 400)
+      const verify = client.provider.verifyCallback
+      if (verify !== undefined) {
+        // A signed provider's delivery must also carry its signature; a replay of a genuine one is a duplicate.
+        const delivery = {
+          method: request.method,
+          url: urlFor(config, taskKey),
+          headers: request.headers,
+          body: body.value.text
+        }
+        const verdict = yield* Effect.either(verify(delivery))
+        if (verdict._tag === "Left") {
+          return verdict.left.reason === "replayed"
+            ? answer(taskKey, "duplicate", 200)
+            : answer(taskKey, "unauthorized", 401)
+        }
+      }
       const row = yield* Effect.orElseSucceed(ledger.get(taskKey), () => Option.none())
       if (Option.isNone(row)) return answer(taskKey, "unknown-task", 404)
       // Nothing a callback says can change a finished task: no status request for it.

@@ -340,6 +340,23 @@ export class CancelNotSupported extends Schema.TaggedError<CancelNotSupported>("
   }
 }
 
+/**
+ * A callback delivery failed the provider's signature check: `reason` is `unsigned`, `signature`
+ * (wrong or malformed), `stale` (its `Date` is outside the replay window) or `replayed` (its nonce
+ * was seen already). Nothing changed.
+ */
+export class CallbackRejected extends Schema.TaggedError<CallbackRejected>("@reelkit/core/CallbackRejected")(
+  "CallbackRejected",
+  { reason: Schema.Literal("unsigned", "signature", "stale", "replayed"), message: Schema.String }
+) {
+  get retryable(): boolean {
+    return false
+  }
+  get provesNotCreated(): boolean {
+    return false
+  }
+}
+
 /** An idempotency key was reused with a different input. Nothing was sent. */
 export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>("@reelkit/core/IdempotencyConflict")(
   "IdempotencyConflict",

@@ -8,7 +8,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import type { DecodeError, InvalidInput, ProviderError } from "./TaskError.js"
+import type { CallbackRejected, DecodeError, InvalidInput, ProviderError } from "./TaskError.js"
 import type { TaskStatus } from "./TaskStatus.js"
 
 /** What a caller asks to start: the model input plus everything else that shapes the paid request. */
@@ -71,6 +71,21 @@ export interface CallbackHint {
   readonly status: TaskStatus
 }
 
+/**
+ * One callback delivery as the handler received it, for a provider whose callbacks are signed.
+ * `url` is the callback URL this task was given (what the provider signs), not the URL the
+ * request arrived on, which a proxy or a mount prefix may have changed.
+ */
+export interface CallbackDelivery {
+  readonly method: string
+  /** The task's callback URL as handed to the provider. */
+  readonly url: string
+  /** Request headers, names lower-cased. */
+  readonly headers: Readonly<Record<string, string | undefined>>
+  /** The raw body text. */
+  readonly body: string
+}
+
 /** When to poll a task of this model. Every field is overridable per call. */
 export interface PollPlan {
   /** Delay between submit and the first status request. */
@@ -105,6 +120,11 @@ export interface Service {
   readonly status: (remoteTaskId: string) => Effect.Effect<TaskStatus, ProviderError>
   /** Reads a callback body, when the provider supports callbacks. */
   readonly parseCallback?: ((body: unknown) => Effect.Effect<CallbackHint, DecodeError>) | undefined
+  /**
+   * Checks a delivery's signature, when the provider signs its callbacks (after the handler's own
+   * URL-token check, before the body is read as a hint). A refusal changes nothing.
+   */
+  readonly verifyCallback?: ((delivery: CallbackDelivery) => Effect.Effect<void, CallbackRejected>) | undefined
   /** Cancels a task, when the provider supports it. */
   readonly cancel?: ((remoteTaskId: string) => Effect.Effect<void, ProviderError>) | undefined
   readonly hints: ProviderHints

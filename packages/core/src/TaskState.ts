@@ -87,7 +87,14 @@ export const submitStates: ReadonlyArray<State> = ["queued", "sending"]
 export const terminalStates: ReadonlyArray<State> = ["completed", "failed", "rejected", "ambiguous", "cancelled"]
 
 /** States recovery (`reconcile`) must look at after a restart. */
-export const unfinishedStates: ReadonlyArray<State> = ["queued", "sending", "submitted", "pending", "processing", "succeeded"]
+export const unfinishedStates: ReadonlyArray<State> = [
+  "queued",
+  "sending",
+  "submitted",
+  "pending",
+  "processing",
+  "succeeded"
+]
 
 /** Whether no automatic step will change this state again. */
 export const isTerminal = (state: State): boolean => terminalStates.includes(state)
@@ -106,7 +113,7 @@ export type StatusEffect =
   | { readonly _tag: "Unchanged"; readonly progress: number | undefined }
   /** Write `patch`; the task is still running. */
   | { readonly _tag: "Advance"; readonly patch: TaskPatch; readonly progress: number | undefined }
-  /** Write `patch`; the task is finished remotely (`succeeded` or `failed`). */
+  /** Write `patch`; the task is finished remotely (`succeeded`, `failed` or `cancelled`). */
   | { readonly _tag: "Finish"; readonly patch: TaskPatch }
   /** The row is past what the status says (e.g. already completed): ignore the status. */
   | { readonly _tag: "Ignore" }
@@ -131,6 +138,8 @@ const stateOfStatus = (status: TaskStatus): State => {
       return "succeeded"
     case "Failed":
       return "failed"
+    case "Cancelled":
+      return "cancelled"
   }
 }
 
@@ -138,7 +147,7 @@ const stateOfStatus = (status: TaskStatus): State => {
 export const applyStatus = (record: TaskRecord, status: TaskStatus, context: StatusContext): StatusEffect => {
   const target = stateOfStatus(status)
   const progress = status._tag === "Processing" ? status.progress : undefined
-  if (record.state === target && target !== "succeeded" && target !== "failed") {
+  if (record.state === target && target !== "succeeded" && target !== "failed" && target !== "cancelled") {
     return { _tag: "Unchanged", progress }
   }
   if (!canTransition(record.state, target) || record.state === target) return { _tag: "Ignore" }
@@ -165,6 +174,12 @@ export const applyStatus = (record: TaskRecord, status: TaskStatus, context: Sta
           failMessage: status.message,
           completedAt: status.remoteCompletedAt ?? context.now
         }
+      }
+    case "Cancelled":
+      // Cancelled as the provider's status says (by our cancel, or from its console): terminal.
+      return {
+        _tag: "Finish",
+        patch: { state: "cancelled", failCode: status.code, completedAt: status.remoteCompletedAt ?? context.now }
       }
   }
 }
