@@ -435,6 +435,28 @@ describe("TaskClient.wait", () => {
       )
     )
   )
+  it.effect("keeps at most maxOutputs result URLs of a status listing 200", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const record = yield* advanceUntilDone(yield* Effect.fork(client.generate(input)))
+      expect(record.resultUrls).toEqual(Array.from({ length: 8 }, (_, index) => `https://results.example/${index}.mp4`))
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          script: () => ({
+            statuses: [
+              new TaskStatus.Succeeded({
+                outputs: Array.from(
+                  { length: 200 },
+                  (_, index) => new TaskStatus.TaskOutput({ url: `https://results.example/${index}.mp4` })
+                )
+              })
+            ]
+          })
+        })
+      )
+    )
+  )
 })
 
 describe("TaskClient.watch and events", () => {
@@ -497,6 +519,33 @@ describe("TaskClient.watch and events", () => {
       expect(seen.map((event) => event._tag)).toEqual(["Queued", "Sending", "Submitted"])
       expect(seen[0]!._tag === "Queued" && seen[0]!.reason).toBe("waiting for a concurrent-task slot")
     }).pipe(Effect.provide(clientLayer({ limits: { concurrentTasks: 1 }, script: () => ({ statuses: [video("x")] }) })))
+  )
+  it.effect("watches a task left queued through Queued and Sending to its end", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      // The first try is refused with a 5-minute Retry-After, longer than this client waits: left queued.
+      expect(failureTag(yield* Effect.exit(client.start(input, { taskKey: "tk_watched" })))).toBe("RetryLater")
+      const events = Chunk.toReadonlyArray(
+        yield* advanceUntilDone(yield* Effect.fork(Stream.runCollect(client.watch("tk_watched"))))
+      )
+      expect(events.map((event) => event._tag)).toEqual(["Queued", "Sending", "Submitted", "Succeeded"])
+      const queued = events[0]!
+      expect(queued._tag === "Queued" && [queued.reason, queued.retryAt]).toEqual([
+        "the account is paused after a 429",
+        300_000
+      ])
+      expect((yield* recording).submits.map((call) => call.failedWith ?? "created")).toEqual(["RateLimited", "created"])
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          client: { maxRetryAfter: "1 minute" },
+          script: () => ({
+            submitFailures: [new TaskError.RateLimited({ message: "slow down", retryAfterMillis: 300_000 })],
+            statuses: [video("watched")]
+          })
+        })
+      )
+    )
   )
 })
 
