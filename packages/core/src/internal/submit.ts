@@ -3,7 +3,7 @@
 // `sending` while a POST may be on the wire; every move between them is a fenced write, so a
 // process that lost the row's lease can neither write nor send. A submit that gets no answer ends
 // at its timeout as `ambiguous`; an interrupt ends the wait at once and leaves a resumable row.
-import type * as Cause from "effect/Cause"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -360,13 +360,35 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
     /** Runs the submit of a row this process holds, letting concurrent starts of the same task join it. */
     const submitHeld = (record: TaskRecord, deadlineAt: number | undefined) =>
       joinOrRun(running, record.taskKey, sendLoop(record, deadlineAt)).pipe(
-        Effect.onInterrupt(() => FiberMap.remove(running, record.taskKey))
+        Effect.onInterrupt(() => FiberMap.remove(running, record.taskKey)),
+        carryOnAfterOthersInterrupt(record.taskKey, deadlineAt)
       )
+
+    /**
+     * A submit this caller joined was interrupted by another of its callers (Ctrl-C there), not by
+     * this one: this caller goes on from what the row now says (an ambiguous row fails with
+     * SubmitOutcomeUnknown; a queued one, never sent, is sent for this caller) instead of ending
+     * as if it had been interrupted itself. (A caller's own interruption skips this handler.)
+     */
+    const carryOnAfterOthersInterrupt =
+      (taskKey: string, deadlineAt: number | undefined) =>
+      (join: Effect.Effect<TaskRecord, StartError>): Effect.Effect<TaskRecord, StartError> =>
+        join.pipe(
+          Effect.catchAllCause((cause) =>
+            Cause.isInterruptedOnly(cause)
+              ? Effect.flatMap(ledger.get(taskKey), (row) =>
+                  Option.isSome(row) ? recover(row.value, deadlineAt) : Effect.failCause(cause)
+                )
+              : Effect.failCause(cause)
+          )
+        )
 
     const recover: Submitter["recover"] = (record, deadlineAt) =>
       Effect.gen(function* () {
         const joined = yield* FiberMap.get(running, record.taskKey).pipe(Effect.option)
-        if (Option.isSome(joined)) return yield* Fiber.join(joined.value)
+        if (Option.isSome(joined)) {
+          return yield* Fiber.join(joined.value).pipe(carryOnAfterOthersInterrupt(record.taskKey, deadlineAt))
+        }
         const now = yield* Clock.currentTimeMillis
         if (!submitStates.includes(record.state)) return yield* decided(record)
         if (heldByOther(record, context.owner, now)) return yield* lostRow(record, deadlineAt)
