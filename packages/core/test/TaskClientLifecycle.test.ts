@@ -267,6 +267,38 @@ describe("interrupting generate (or wait)", () => {
         expect((yield* scripted.recording).submits).toHaveLength(1)
       })
   )
+  it.effect(
+    "interrupting one of two callers sharing a submit on the wire leaves the other with SubmitOutcomeUnknown",
+    () =>
+      Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        const first = yield* Effect.fork(client.start(input, { taskKey: "tk_shared", idempotencyKey: "order-1" }))
+        yield* TestClock.adjust("1 second")
+        const second = yield* Effect.fork(client.start(input, { idempotencyKey: "order-1" }))
+        yield* TestClock.adjust("1 second")
+        expect(Exit.isInterrupted(yield* Fiber.interrupt(first))).toBe(true)
+        const exit = yield* Fiber.await(second)
+        expect(Exit.isInterrupted(exit) ? "interrupted" : failureTag(exit)).toBe("SubmitOutcomeUnknown")
+        expect((yield* client.lookup("tk_shared")).state).toBe("ambiguous")
+        expect(yield* submitsOf("tk_shared")).toBe(1)
+      }).pipe(Effect.provide(clientLayer({ provider: silentSubmit })))
+  )
+
+  it.effect("interrupting one of two callers sharing a queued submit lets the other send it, once", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const blocker = yield* client.start(input, { taskKey: "tk_blocker" })
+      const first = yield* Effect.fork(client.start(input, { taskKey: "tk_shared", idempotencyKey: "order-2" }))
+      yield* TestClock.adjust("1 second")
+      const second = yield* Effect.fork(client.start(input, { idempotencyKey: "order-2" }))
+      yield* TestClock.adjust("1 second")
+      expect(Exit.isInterrupted(yield* Fiber.interrupt(first))).toBe(true)
+      yield* advanceUntilDone(yield* Effect.fork(client.wait(blocker)))
+      const handle = yield* advanceUntilDone(second)
+      expect(handle.taskKey).toBe("tk_shared")
+      expect(yield* submitsOf("tk_shared")).toBe(1)
+    }).pipe(Effect.provide(clientLayer({ limits: { concurrentTasks: 1 }, script: () => ({ statuses: [video("s")] }) })))
+  )
 })
 
 describe("a lost lease", () => {
