@@ -376,6 +376,30 @@ describe("TaskClient.wait", () => {
     )
   )
 
+  it.effect("spends one deadline on a generate's submit retries and its wait together", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const exit = yield* runToExit(client.generate(input, { taskKey: "tk_budgeted", deadline: "30 seconds" }))
+      expect(failureTag(exit)).toBe("DeadlineExceeded")
+      // 20 s went on the retried submit; the wait got the remaining 10 s, not 30 more.
+      expect(yield* TestClock.currentTimeMillis).toBeLessThanOrEqual(31_000)
+      // Submitted at 20 s, so its first poll (10 s later) was past the deadline: in flight, resumable.
+      const row = yield* client.lookup("tk_budgeted")
+      expect([row.state, row.leaseOwner]).toEqual(["submitted", undefined])
+      // The remote id finds the row as well as our key does.
+      expect((yield* client.lookup(row.remoteTaskId!)).taskKey).toBe("tk_budgeted")
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          script: () => ({
+            submitFailures: [new TaskError.RateLimited({ message: "slow down", retryAfterMillis: 20_000 })],
+            statuses: [processing]
+          })
+        })
+      )
+    )
+  )
+
   it.effect("lets two waiters of one task share its polls and both see the end", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
