@@ -17,18 +17,13 @@ import { readFile } from "node:fs/promises"
 import * as Http from "node:http"
 import type * as FakeApixo from "../FakeApixo.js"
 import { findSampleVideo } from "./fakeApixoFixture.js"
+import { FaultRules } from "./faultRules.js"
 
 const minute = 60_000
 const maxBodyBytes = 1024 * 1024
 
 type MutableRequest = {
   -readonly [K in keyof FakeApixo.RequestRecord]: FakeApixo.RequestRecord[K]
-}
-
-interface RuleState {
-  readonly rule: FakeApixo.FaultRule
-  seen: number
-  fired: number
 }
 
 /** What a handler decided to answer, written once any `slow` delay has passed. */
@@ -104,7 +99,8 @@ const classify = (method: string, url: URL): Classified => {
   return { route: "other", modelId: undefined, taskId: undefined, index: undefined }
 }
 
-const readBody = (request: Http.IncomingMessage): Effect.Effect<Buffer | "tooLarge", string> =>
+/** Reads a request body up to 1 MiB ("tooLarge" beyond). */
+export const readBody = (request: Http.IncomingMessage): Effect.Effect<Buffer | "tooLarge", string> =>
   Effect.async<Buffer | "tooLarge", string>((resume) => {
     const chunks: Array<Buffer> = []
     let size = 0
@@ -156,7 +152,7 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
     const tasks = new Map<string, FakeApixo.TaskRecord>()
     const bills: Array<FakeApixo.BillRecord> = []
     const callbacks: Array<FakeApixo.CallbackRecord> = []
-    const rules: Array<RuleState> = (options.faults ?? []).map((rule) => ({ rule, seen: 0, fired: 0 }))
+    const rules = new FaultRules<FakeApixo.Route>(options.faults ?? [])
     // Admitted generate/status requests per key fingerprint, for the sliding rate window.
     const admitted = new Map<string, Array<number>>()
     let balance = options.balanceSeconds ?? Number.POSITIVE_INFINITY
@@ -174,31 +170,8 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
       for (const waiter of [...waiters]) waiter()
     }
 
-    const pickFault = (route: FakeApixo.Route, modelId: string | undefined): FakeApixo.Fault | undefined => {
-      let chosen: FakeApixo.Fault | undefined
-      for (const state of rules) {
-        const match = state.rule.match
-        const routes: ReadonlyArray<FakeApixo.Route> = typeof match.route === "string" ? [match.route] : match.route
-        if (!routes.includes(route)) continue
-        if (match.modelId !== undefined && match.modelId !== modelId) continue
-        state.seen++
-        if (chosen !== undefined) continue
-        if (match.times !== undefined && state.fired >= match.times) continue
-        const fires =
-          match.nth !== undefined
-            ? typeof match.nth === "number"
-              ? state.seen === match.nth
-              : match.nth.includes(state.seen)
-            : match.every !== undefined
-              ? state.seen % match.every === 0
-              : true
-        if (fires) {
-          state.fired++
-          chosen = state.rule.fault
-        }
-      }
-      return chosen
-    }
+    const pickFault = (route: FakeApixo.Route, modelId: string | undefined): FakeApixo.Fault | undefined =>
+      rules.pick(route, modelId)
 
     const retryAfterHeader = (autoSeconds: number): Http.OutgoingHttpHeaders =>
       retryAfter === "none"
@@ -723,10 +696,10 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
         balance = seconds
       },
       addFault: (rule) => {
-        rules.push({ rule, seen: 0, fired: 0 })
+        rules.add(rule)
       },
       clearFaults: () => {
-        rules.length = 0
+        rules.clear()
       },
       resultUrl,
       billedSeconds: (taskId) =>
