@@ -107,8 +107,9 @@ export const make = (
    * slots are re-taken in the background (a slot the task already holds is a no-op); a task that
    * ended before its slot came gives it back at once.
    */
-  const trackAll = (rows: ReadonlyArray<TaskRecord>, plan: (record: TaskRecord) => PollPlan, deadlineAt: number) =>
-    Effect.gen(function* () {
+  const trackAll = (rows: ReadonlyArray<TaskRecord>, plan: (record: TaskRecord) => PollPlan, deadlineAt: number) => {
+    const joined: Array<{ readonly row: TaskRecord; readonly joined: Tracking.Waiter | TaskRecord }> = []
+    return Effect.gen(function* () {
       const slots = yield* Effect.fork(
         Effect.forEach(
           rows,
@@ -120,7 +121,6 @@ export const make = (
           { discard: true }
         )
       )
-      const joined: Array<{ readonly row: TaskRecord; readonly joined: Tracking.Waiter | TaskRecord }> = []
       for (const row of rows) {
         const result = yield* Effect.either(tracking.join(row, plan(row), deadlineAt))
         joined.push({ row, joined: result._tag === "Right" ? result.right : row })
@@ -136,7 +136,16 @@ export const make = (
       }
       yield* Fiber.interrupt(slots)
       return verdicts
-    })
+    }).pipe(
+      // Interrupted (Ctrl-C): every waiter registered and not yet awaited leaves too, so polling
+      // stops and the leases are given back, leaving every row resumable.
+      Effect.onInterrupt(() =>
+        Effect.forEach(joined, ({ joined: entry }) => ("done" in entry ? tracking.leave(entry) : Effect.void), {
+          discard: true
+        })
+      )
+    )
+  }
 
   const reconcile: Reconciler["reconcile"] = (plan, deadlineAt) =>
     Effect.gen(function* () {

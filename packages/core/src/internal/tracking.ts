@@ -64,6 +64,8 @@ export interface Tracking {
   ) => Effect.Effect<Waiter | TaskRecord, LedgerError | UnknownTask>
   /** Awaits a registered waiter's outcome. */
   readonly awaitWaiter: (waiter: Waiter, plan: PollPlan, deadlineAt: number) => Effect.Effect<TaskRecord, WaitError>
+  /** A registered waiter gives up without awaiting (its caller was interrupted); the last one stops the polling. */
+  readonly leave: (waiter: Waiter) => Effect.Effect<void>
   /** Whether this process tracks the task. */
   readonly isTracked: (taskKey: string) => boolean
   /** Asks for the task's status now and applies it; returns the row after it. */
@@ -486,6 +488,7 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
       await: awaitTask,
       join,
       awaitWaiter,
+      leave,
       isTracked: (taskKey) => tracked.has(taskKey),
       refresh,
       confirmCancel,
