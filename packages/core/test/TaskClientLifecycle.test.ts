@@ -612,6 +612,23 @@ describe("TaskClient.reconcile", () => {
     })
   )
 
+  it.effect("stops every poll and gives every lease back when it is interrupted, leaving the rows resumable", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const keys = ["tk_1", "tk_2", "tk_3"]
+      for (const taskKey of keys) yield* client.start(input, { taskKey })
+      const fiber = yield* Effect.fork(client.reconcile())
+      yield* TestClock.adjust("30 seconds")
+      const polls = (yield* recording).statusCalls.length
+      expect(polls).toBeGreaterThanOrEqual(keys.length)
+      expect(Exit.isInterrupted(yield* Fiber.interrupt(fiber))).toBe(true)
+      yield* TestClock.adjust("5 minutes")
+      expect((yield* recording).statusCalls.length).toBe(polls)
+      const rows = yield* Effect.forEach(keys, (taskKey) => client.lookup(taskKey))
+      expect(rows.map((row) => [row.state, row.leaseOwner])).toEqual(keys.map(() => ["processing", undefined]))
+    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing] }) })))
+  )
+
   it.effect(
     "reports a task still running at the deadline as unfinished with DeadlineExceeded, and a failed one as failed",
     () =>
