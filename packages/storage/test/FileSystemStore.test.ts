@@ -280,8 +280,9 @@ describe("FileSystemStore: temporary files of dead and live writers", () => {
   )
 
   const megabyte = 1024 * 1024
-  // A child process downloading an 8 MiB body whose server stops after 6 MiB, into a new store
-  // directory; `run` starts once the child says 4 MiB are in its put.
+  // A child process downloading a 24 MiB body whose server stops after 20 MiB, into a new store
+  // directory; `run` starts once the child says 16 MiB are in its put. The store writes from a ring
+  // of three 4 MiB buffers, so copying past 12 MiB waited for the first 4 MiB to be on disk.
   const withWriterMidDownload = (
     prefix: string,
     run: (writer: {
@@ -293,8 +294,8 @@ describe("FileSystemStore: temporary files of dead and live writers", () => {
   ) =>
     Effect.promise(async () => {
       const dir = mkdtempSync(join(root, prefix))
-      const server = await startHeldBodyServer(8 * megabyte, 6 * megabyte)
-      const child = spawnFixture("downloadWriter", [dir, server.url, "p/m/t/0.mp4", String(4 * megabyte)])
+      const server = await startHeldBodyServer(24 * megabyte, 20 * megabyte)
+      const child = spawnFixture("downloadWriter", [dir, server.url, "p/m/t/0.mp4", String(16 * megabyte)])
       try {
         const output = lines(child)
         await output.waitFor((line) => line.startsWith("put-progress p/m/t/0.mp4 "))
@@ -316,7 +317,7 @@ describe("FileSystemStore: temporary files of dead and live writers", () => {
         expect(temporary).toMatch(
           new RegExp(`^p/m/t/\\.0\\.mp4~tmp-[0-9a-f.x]+\\.${writer.child.pid}\\.[0-9x]+-[0-9a-f]{12}$`)
         )
-        expect(statSync(join(dir, temporary!)).size).toBeGreaterThanOrEqual(megabyte)
+        expect(statSync(join(dir, temporary!)).size).toBeGreaterThanOrEqual(4 * megabyte)
         writer.child.kill("SIGKILL")
         expect(await writer.output.exited).toBe(null)
         // Seconds old, far below the 1 hour age rule: removed because its writer is dead.
@@ -340,7 +341,7 @@ describe("FileSystemStore: temporary files of dead and live writers", () => {
         const stored = await writer.output.waitFor((line) => line.startsWith("stored "))
         expect(await writer.output.exited).toBe(0)
         const sha256 = createHash("sha256").update(server.body).digest("hex")
-        expect(stored).toBe(`stored ${sha256} ${8 * megabyte}`)
+        expect(stored).toBe(`stored ${sha256} ${24 * megabyte}`)
         expect(filesUnder(dir)).toEqual(["p/m/t/0.mp4", "p/m/t/0.mp4~meta.json"])
       }),
     60_000
