@@ -309,6 +309,18 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         const now = yield* Clock.currentTimeMillis
         const task: Tracked = { record: claimed, plan, waiters: new Set() }
         tracked.set(claimed.taskKey, task)
+        // A task this process did not submit (resumed after a restart, or submitted elsewhere) is
+        // in flight on the account too: it takes its slot, in the background so the polls need not
+        // wait; a slot that comes after the task ended is given back at once.
+        if (!(yield* limits.holdsTaskSlot(claimed.taskKey))) {
+          yield* Effect.forkIn(
+            Effect.zipRight(
+              limits.acquireTaskSlot(claimed.taskKey),
+              Effect.suspend(() => (tracked.has(claimed.taskKey) ? Effect.void : limits.releaseTaskSlot(claimed.taskKey)))
+            ),
+            scope
+          )
+        }
         const firstPollAt = Math.max(now, (claimed.submittedAt ?? now) + Duration.toMillis(plan.firstPollAfter))
         yield* scheduler.track(claimed.taskKey, claimed.remoteTaskId!, firstPollAt, Duration.toMillis(plan.interval))
         return task
