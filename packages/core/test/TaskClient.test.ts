@@ -675,6 +675,36 @@ describe("TaskClient with account limits", () => {
     })
   )
 
+  it.scoped("counts a task resumed after a restart against the concurrent-task limit until it ends", () =>
+    Effect.gen(function* () {
+      const ledger = yield* TaskLedger.makeMemory
+      const scripted = yield* ScriptedProvider.make({
+        script: () => ({
+          timeline: [
+            { after: 0, status: processing },
+            { after: "2 minutes", status: video("r") }
+          ]
+        }),
+        hints: { pollPlan: testPlan }
+      })
+      // The first process submits a task and dies.
+      yield* Effect.scoped(
+        Effect.flatMap(makeClient({ ledger, provider: scripted.provider }), (first) =>
+          first.start(input, { taskKey: "tk_running" })
+        )
+      )
+      const client = yield* makeClient({ ledger, provider: scripted.provider, limits: { concurrentTasks: 1 } })
+      const waiting = yield* Effect.fork(client.wait("tk_running"))
+      yield* TestClock.adjust("1 second")
+      const next = yield* Effect.fork(client.start(input, { taskKey: "tk_next" }))
+      yield* TestClock.adjust("1 minute")
+      // The account's only slot is the resumed task's: the next one waits, unsent.
+      expect((yield* scripted.recording).submits.map((call) => call.taskKey)).toEqual(["tk_running"])
+      expect((yield* advanceUntilDone(waiting)).state).toBe("completed")
+      expect((yield* advanceUntilDone(next)).taskKey).toBe("tk_next")
+    })
+  )
+
   it.effect(
     "completes 200 tasks started at once within 60 requests/minute and 10 concurrent tasks",
     () =>
