@@ -9,6 +9,8 @@
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import type * as Headers from "@effect/platform/Headers"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Layer from "effect/Layer"
@@ -77,6 +79,11 @@ export interface Options {
   readonly allowedContentTypes?: ReadonlyArray<string> | undefined
   /** Retry of one download (default: jittered exponential from 1 s, 5 retries). */
   readonly retry?: Schedule.Schedule<unknown, ResultStorageError> | undefined
+  /**
+   * Range requests one download may make after its connection dropped (default 5; 0 turns resuming
+   * off). Used only when the result host announced `Accept-Ranges: bytes`, a length and a validator.
+   */
+  readonly maxResumes?: number | undefined
   /** The store key of output `index` (default `<provider>/<model>/<taskKey>/<index>.<ext>`). */
   readonly keyFor?: ((record: TaskRecord, index: number, contentType: string) => string) | undefined
 }
@@ -228,9 +235,7 @@ const downloadOne = (
         const key = (options.keyFor ?? defaultKeyFor)(record, index, contentType)
         // An announced length past the cap is refused before a byte of the body is read.
         if (declaredLength > maxBytes) return yield* new ArtifactTooLarge({ key, maxBytes })
-        const body = response.stream.pipe(
-          Stream.mapError((error) => failed(`the connection broke while downloading: ${error.message}`, true, error))
-        )
+        const body = resumingBody(client, url, response, failed, options.maxResumes ?? defaultMaxResumes)
         const stored = yield* store.put(key, body, { contentType, sourceUrl: shownUrl, maxBytes })
         // A body that ended early is not an error to every HTTP client: compare with what was announced.
         if (Number.isFinite(declaredLength) && stored.bytes !== declaredLength) {
@@ -252,6 +257,120 @@ const downloadOne = (
       attributes: { "reelkit.task_key": record.taskKey, "reelkit.output_index": index }
     })
   )
+
+/** Default bound on the range requests of one download. */
+export const defaultMaxResumes = 5
+
+/** What a first response promised about resuming: its length, and the validator a range request names. */
+interface ResumePlan {
+  readonly total: number
+  readonly etag: string | undefined
+  readonly lastModified: string | undefined
+  /** Sent as `If-Range`: the content is sent from the offset only if it is still this version. */
+  readonly ifRange: string
+}
+
+/**
+ * A download may resume with a range request only when the host said it serves byte ranges, the
+ * length is known, the body is not re-encoded on the way (ranges count encoded bytes) and there is a
+ * validator (a strong ETag or a Last-Modified date) by which a changed file restarts the download.
+ */
+const resumePlanOf = (headers: Headers.Headers): ResumePlan | undefined => {
+  const total = Number(headers["content-length"] ?? Number.NaN)
+  const ranges = (headers["accept-ranges"] ?? "").toLowerCase().split(",")
+  const encoding = (headers["content-encoding"] ?? "identity").toLowerCase()
+  if (!Number.isSafeInteger(total) || total <= 0 || !ranges.some((unit) => unit.trim() === "bytes")) return undefined
+  if (encoding !== "identity") return undefined
+  const etag = headers.etag
+  const lastModified = headers["last-modified"]
+  // If-Range takes only a strong ETag (a weak one never matches) or a date.
+  const ifRange = etag !== undefined && !etag.startsWith("W/") ? etag : lastModified
+  return ifRange === undefined ? undefined : { total, etag, lastModified, ifRange }
+}
+
+const contentRange = /^bytes (\d+)-(\d+)\/(\d+)$/
+
+/**
+ * Why a range response cannot continue the download, if it cannot: it must be a 206 for exactly
+ * the rest (`Content-Range: bytes <offset>-<total - 1>/<total>`) of the same version of the file.
+ */
+const resumeRefusal = (response: HttpClientResponse.HttpClientResponse, plan: ResumePlan, offset: number) => {
+  // If-Range answers a changed file (or a server that ignores ranges) with the whole of it.
+  if (response.status === 200) return "the result changed on its host (or its host ignored the range); starting over"
+  if (response.status !== 206) return `HTTP ${response.status} to a range request`
+  const range = contentRange.exec(response.headers["content-range"] ?? "")
+  if (
+    range === null ||
+    Number(range[1]) !== offset ||
+    Number(range[2]) !== plan.total - 1 ||
+    Number(range[3]) !== plan.total
+  ) {
+    return `a range response for "${response.headers["content-range"] ?? "(none)"}", not bytes ${offset}-${plan.total - 1}/${plan.total}`
+  }
+  const etag = response.headers.etag
+  const lastModified = response.headers["last-modified"]
+  if (
+    (plan.etag !== undefined && etag !== undefined && etag !== plan.etag) ||
+    (plan.lastModified !== undefined && lastModified !== undefined && lastModified !== plan.lastModified)
+  ) {
+    return "the result changed on its host (ETag or Last-Modified); starting over"
+  }
+  return undefined
+}
+
+/**
+ * The body of a download that, when its connection drops (an error, or an end before the announced
+ * length), asks for the rest with a range request and goes on from there, up to `maxResumes` times.
+ * A host that does not serve ranges, or a file that changed, fails the download (retryable), which
+ * then starts over.
+ */
+const resumingBody = (
+  client: HttpClient.HttpClient,
+  url: string,
+  first: HttpClientResponse.HttpClientResponse,
+  failed: (reason: string, retryable: boolean, cause?: unknown) => DownloadFailed,
+  maxResumes: number
+): Stream.Stream<Uint8Array, DownloadFailed> => {
+  const plan = resumePlanOf(first.headers)
+  let received = 0
+  let resumes = 0
+  const resume = (cause: DownloadFailed): Stream.Stream<Uint8Array, DownloadFailed> => {
+    if (plan === undefined || resumes >= maxResumes || received === 0) return Stream.fail(cause)
+    resumes++
+    const offset = received
+    return Stream.unwrap(
+      Effect.gen(function* () {
+        yield* Effect.logDebug(`Resuming a download at byte ${offset} of ${plan.total} (${cause.reason})`)
+        const response = yield* client
+          .get(url, { headers: { range: `bytes=${offset}-`, "if-range": plan.ifRange } })
+          .pipe(Effect.mapError((error) => failed(error.message, true, error)))
+        const refusal = resumeRefusal(response, plan, offset)
+        // Starting over is the remedy for every refusal (an expired URL then shows as such).
+        if (refusal !== undefined) return yield* failed(refusal, true)
+        return from(response)
+      })
+    )
+  }
+  const from = (response: HttpClientResponse.HttpClientResponse): Stream.Stream<Uint8Array, DownloadFailed> =>
+    response.stream.pipe(
+      Stream.mapChunks((chunk) => {
+        for (const part of chunk) received += part.byteLength
+        return chunk
+      }),
+      Stream.catchAll((error) =>
+        resume(failed(`the connection broke while downloading: ${error.message}`, true, error))
+      ),
+      // Some clients end a body quietly when the connection closes early: that is a drop too.
+      Stream.concat(
+        Stream.suspend(() =>
+          plan !== undefined && received < plan.total
+            ? resume(failed(`the connection ended after ${received} of ${plan.total} bytes`, true))
+            : Stream.empty
+        )
+      )
+    )
+  return from(first)
+}
 
 /** The result-storage capability `TaskClient` uses: store a succeeded task's outputs, or do nothing. */
 export interface Service {
