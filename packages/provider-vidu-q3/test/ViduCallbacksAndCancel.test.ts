@@ -39,7 +39,9 @@ const setup = (fakeOptions: FakeVidu.Options = {}, firstPollAfter: Duration.Dura
     const confirmations = yield* Queue.unbounded<Signal>()
     const port = yield* freePort
     const config = { secret: callbackSecret, publicBaseUrl: `http://127.0.0.1:${port}/hooks` }
-    const clientLayer = TaskClient.layer({ pollPlan: { firstPollAfter, interval: Duration.seconds(5) } }).pipe(
+    const clientLayer = TaskClient.layer({
+      pollPlan: { firstPollAfter: Duration.decode(firstPollAfter), interval: Duration.seconds(5) }
+    }).pipe(
       Layer.provideMerge(
         Layer.mergeAll(
           ViduQ3.layerVidu({ apiKey: fake.apiKey, baseUrl: fake.url }),

@@ -7,6 +7,7 @@ import { TaskError, TaskProvider, TaskStatus } from "@reelkit/core"
 import { ScriptedHttpServer } from "@reelkit/testing"
 import { Effect, Either, Layer, Redacted } from "effect"
 import * as ViduQ3 from "../src/ViduQ3.js"
+import type * as ViduQ3Vidu from "../src/ViduQ3Vidu.js"
 import * as Seed from "./seed.js"
 
 const apiKey = "vidu-sk-5ecret-0b1c2d3e"
@@ -14,7 +15,7 @@ const apiKey = "vidu-sk-5ecret-0b1c2d3e"
 const withProvider = <A, E>(
   server: ScriptedHttpServer.ScriptedServer,
   body: (provider: TaskProvider.Service) => Effect.Effect<A, E>,
-  options: Partial<ViduQ3.Options> = {}
+  options: Partial<ViduQ3Vidu.Options> = {}
 ) =>
   Effect.flatMap(TaskProvider.TaskProvider, body).pipe(
     Effect.provide(
