@@ -168,3 +168,15 @@ export const joinOrRun = <K, A, E>(
     FiberMap.unsafeSet(map, key, fiber)
     return Effect.succeed(fiber)
   }).pipe(Effect.flatMap(Fiber.join))
+
+/**
+ * The same error with the provider's secrets cut out of its message (same class, same other
+ * fields), so a provider error that echoes an API key is never returned, printed or traced as is.
+ */
+export const redactError = <E extends { readonly message: string }>(redact: (text: string) => string, error: E): E => {
+  const message = redact(error.message)
+  if (message === error.message) return error
+  const copy: E = Object.assign(Object.create(Object.getPrototypeOf(error)), error)
+  Object.defineProperty(copy, "message", { value: message, enumerable: true, writable: true, configurable: true })
+  return copy
+}

@@ -31,7 +31,16 @@ import { TaskHandle } from "../TaskHandle.js"
 import { sameInput, type TaskRecord } from "../TaskLedger.js"
 import type { Warning } from "../TaskProvider.js"
 import { heldByOther, submitStates } from "../TaskState.js"
-import { type ClientContext, followLedger, joinOrRun, newTaskKey, noLease, publish, write } from "./clientContext.js"
+import {
+  type ClientContext,
+  followLedger,
+  joinOrRun,
+  newTaskKey,
+  noLease,
+  publish,
+  redactError,
+  write
+} from "./clientContext.js"
 
 /** Errors of starting a task. */
 export type StartError =
@@ -290,6 +299,7 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
           yield* publish(context, () => TaskEvent.Sending({ taskKey: record.taskKey, at: sendingAt, attempt }))
           const exit = yield* restore(
             provider.submit({ taskKey: record.taskKey, wire: record.request! }).pipe(
+              Effect.mapError((error) => redactError(context.redact, error)),
               Effect.timeoutFail({
                 duration: Duration.millis(settings.submitTimeoutMillis),
                 onTimeout: () => new SubmitTimedOut(settings.submitTimeoutMillis)

@@ -27,7 +27,7 @@ import type { TaskPatch, TaskRecord } from "../TaskLedger.js"
 import type { PollPlan } from "../TaskProvider.js"
 import { applyStatus, heldByOther, isInFlight } from "../TaskState.js"
 import { Failed, type TaskStatus } from "../TaskStatus.js"
-import { type ClientContext, noLease, publish, write } from "./clientContext.js"
+import { type ClientContext, noLease, publish, redactError, write } from "./clientContext.js"
 import { finalOutcome, type WaitError } from "./outcomes.js"
 import { DueQueue, type Scheduled } from "./dueQueue.js"
 import * as PollScheduler from "./pollScheduler.js"
@@ -276,7 +276,9 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         },
         onGiveUp: (entry, error) => {
           const task = tracked.get(entry.taskKey)
-          return task === undefined ? Effect.void : Effect.zipRight(stop(task, false), settleWaiters(task, Exit.fail(error)))
+          return task === undefined
+            ? Effect.void
+            : Effect.zipRight(stop(task, false), settleWaiters(task, Exit.fail(redactError(context.redact, error))))
         }
       }
     })
@@ -446,6 +448,7 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         yield* limits.takeRequest
         yield* Metric.increment(context.metrics.polls)
         const status = yield* context.provider.status(row.remoteTaskId).pipe(
+          Effect.mapError((error) => redactError(context.redact, error)),
           Effect.withSpan("reelkit.status", {
             captureStackTrace: false,
             attributes: { ...context.spanAttributes, "reelkit.task_key": row.taskKey }
