@@ -240,6 +240,8 @@ describe("TaskClient.start", () => {
       const client = yield* TaskClient.TaskClient
       const refused = yield* Effect.exit(client.start(input, { taskKey: "tk_refused" }))
       expect(failureTag(refused)).toBe("RequestRejected")
+      // The error the caller gets (and prints) is cut too.
+      expect(failureOf(refused)?.message).toBe("bad key [redacted]")
       const rejected = yield* client.lookup("tk_refused")
       expect(rejected.failMessage).toContain("[redacted]")
       const failed = yield* Effect.exit(
@@ -248,6 +250,8 @@ describe("TaskClient.start", () => {
       expect(failureTag(failed)).toBe("TaskFailed")
       const row = yield* client.lookup("tk_failed")
       expect(row.failMessage).toContain("[redacted]")
+      const gaveUp = yield* runToExit(client.generate(input, { taskKey: "tk_gave_up" }))
+      expect([failureTag(gaveUp), failureOf(gaveUp)?.message]).toEqual(["Unauthorized", "key [redacted] revoked"])
       const rows = JSON.stringify(yield* (yield* TaskLedger.TaskLedger).list())
       expect(rows).not.toContain("sk-live-0123456789")
     }).pipe(
@@ -260,7 +264,9 @@ describe("TaskClient.start", () => {
                     new TaskError.RequestRejected({ status: 400, message: "bad key sk-live-0123456789" })
                   ]
                 }
-              : { statuses: [new TaskStatus.Failed({ code: "AUTH", message: "key sk-live-0123456789 echoed" })] },
+              : taskKey === "tk_gave_up"
+                ? { statuses: [new TaskError.Unauthorized({ message: "key sk-live-0123456789 revoked" })] }
+                : { statuses: [new TaskStatus.Failed({ code: "AUTH", message: "key sk-live-0123456789 echoed" })] },
           provider: (scripted) => ({ ...scripted, redact: TaskProvider.redactSecrets(["sk-live-0123456789"]) })
         })
       )
