@@ -44,4 +44,18 @@ server.close()
 assert.equal(accepted.remoteTaskId, "task_12345678")
 assert.equal(received.url, "/api/v1/generateTask/vidu-q3")
 assert.deepEqual(received.body, { request_type: "async", input })
+// The same input on the official Vidu API: prepare only (it sends nothing).
+const viduPrepared = await Effect.runPromise(
+  Effect.flatMap(TaskProvider.TaskProvider, (provider) => provider.prepare({ input })).pipe(
+    Effect.provide(ViduQ3.layerVidu({ apiKey: Redacted.make("vidu-smoke") }).pipe(Layer.provide(FetchHttpClient.layer)))
+  )
+)
+assert.equal(viduPrepared.wire.path, "/start-end2video")
+assert.deepEqual(viduPrepared.wire.body, {
+  model: "viduq3-pro",
+  images: input.image_urls,
+  prompt: input.prompt,
+  duration: 8,
+  resolution: "720p"
+})
 console.log("@reelkit/provider-vidu-q3 ESM ok")
