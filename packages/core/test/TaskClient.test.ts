@@ -235,6 +235,33 @@ describe("TaskClient.start", () => {
     }).pipe(Effect.provide(clientLayer()))
   )
 
+  it.effect("never gives two rows one remote id: a submit answered with another row's id is ambiguous", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const first = yield* client.start(input, { taskKey: "tk_first" })
+      expect(first.remoteTaskId).toBe("task_same")
+      const second = yield* Effect.exit(client.start({ ...input, prompt: "second" }, { taskKey: "tk_second" }))
+      expect(failureTag(second)).toBe("SubmitOutcomeUnknown")
+      expect(failureOf(second)?.message).toContain("task_same")
+      const rows = [yield* client.lookup("tk_first"), yield* client.lookup("tk_second")]
+      expect(rows.map((row) => [row.state, row.remoteTaskId])).toEqual([
+        ["submitted", "task_same"],
+        ["ambiguous", undefined]
+      ])
+      expect((yield* client.lookup("task_same")).taskKey).toBe("tk_first")
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          // A provider that answers every submit with the same id (a replayed or buggy answer).
+          provider: (scripted) => ({
+            ...scripted,
+            submit: (request) => Effect.as(scripted.submit(request), { remoteTaskId: "task_same" })
+          })
+        })
+      )
+    )
+  )
+
   it.effect("cuts the provider's secrets out of every provider-supplied text it stores", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
