@@ -151,6 +151,9 @@ export const applyStatus = (record: TaskRecord, status: TaskStatus, context: Sta
     return { _tag: "Unchanged", progress }
   }
   if (!canTransition(record.state, target) || record.state === target) return { _tag: "Ignore" }
+  // A status is about a remote task: it never cancels a row that was not sent (queued is
+  // cancelled by the caller's ledger write only).
+  if (status._tag === "Cancelled" && !isInFlight(record.state)) return { _tag: "Ignore" }
   switch (status._tag) {
     case "Pending":
     case "Processing":
