@@ -219,6 +219,26 @@ describe("TaskClient.start", () => {
       )
   )
 
+  it.effect("resubmits a rejected task when the caller asks (nothing was created the first time)", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      expect(failureTag(yield* Effect.exit(client.start(input, { taskKey: "tk_topped_up" })))).toBe(
+        "InsufficientCredits"
+      )
+      const handle = yield* client.resubmit("tk_topped_up")
+      const row = yield* client.lookup("tk_topped_up")
+      expect([row.state, row.remoteTaskId, row.failCode]).toEqual(["submitted", handle.remoteTaskId, undefined])
+      expect((yield* recording).submits.map((call) => call.failedWith ?? "created")).toEqual([
+        "InsufficientCredits",
+        "created"
+      ])
+    }).pipe(
+      Effect.provide(
+        clientLayer({ script: () => ({ submitFailures: [new TaskError.InsufficientCredits({ message: "top up" })] }) })
+      )
+    )
+  )
+
   it.effect("returns the first task for a reused idempotency key, also when both starts race", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
@@ -531,6 +551,19 @@ describe("TaskClient.watch and events", () => {
         clientLayer({ script: () => ({ statuses: [new TaskStatus.Pending({}), processing, video("w")] }) })
       )
     )
+  )
+
+  it.effect("ends a watch of a task that is already over at once, with its submit and its end", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const record = yield* advanceUntilDone(yield* Effect.fork(client.generate(input, { taskKey: "tk_over" })))
+      const statusCalls = (yield* recording).statusCalls.length
+      const events = Chunk.toReadonlyArray(yield* Stream.runCollect(client.watch("tk_over")))
+      expect(events.map((event) => event._tag)).toEqual(["Submitted", "Succeeded"])
+      const last = events[1]!
+      expect(last._tag === "Succeeded" && last.resultUrls).toEqual(record.resultUrls)
+      expect((yield* recording).statusCalls).toHaveLength(statusCalls)
+    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [video("over")] }) })))
   )
 
   it.effect("ends a watch of a failing task with a Failed event, not an error", () =>
