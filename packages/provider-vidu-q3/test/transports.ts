@@ -47,6 +47,35 @@ export interface Transport {
 
 const countWhere = <A>(items: ReadonlyArray<A>, predicate: (item: A) => boolean) => items.filter(predicate).length
 
+/** The part both fakes share (same names, same meaning), read the same way. */
+interface EitherFake {
+  readonly url: string
+  readonly apiKey: Redacted.Redacted<string>
+  readonly requests: ReadonlyArray<{ readonly route: string; readonly taskId: string | undefined }>
+  readonly tasks: ReadonlyArray<unknown>
+  readonly setBalance: (amount: number) => void
+  readonly addFault: (rule: {
+    readonly match: { readonly route: "generate" | "status"; readonly nth?: number }
+    readonly fault: FakeApixo.Fault
+  }) => void
+  readonly waitUntil: (predicate: () => boolean) => Effect.Effect<void>
+}
+
+const adapt = (fake: EitherFake): Fake => {
+  const submits = () => countWhere(fake.requests, (request) => request.route === "generate")
+  return {
+    url: fake.url,
+    apiKey: fake.apiKey,
+    submits,
+    created: () => fake.tasks.length,
+    statusesOf: (taskId) =>
+      countWhere(fake.requests, (request) => request.route === "status" && request.taskId === taskId),
+    emptyBalance: () => fake.setBalance(0),
+    addFault: (rule) => fake.addFault(rule),
+    awaitSubmits: (count) => fake.waitUntil(() => submits() >= count)
+  }
+}
+
 /** apixo: `ViduQ3.layer` on `FakeApixo`. */
 export const apixo: Transport = {
   name: "apixo",
@@ -61,18 +90,7 @@ export const apixo: Transport = {
           ? { outcome: FakeApixo.failure("CONTENT_VIOLATION", "Content does not meet safety guidelines") }
           : {})
       }),
-      (fake): Fake => ({
-        url: fake.url,
-        apiKey: fake.apiKey,
-        submits: () => countWhere(fake.requests, (request) => request.route === "generate"),
-        created: () => fake.tasks.length,
-        statusesOf: (taskId) =>
-          countWhere(fake.requests, (request) => request.route === "status" && request.taskId === taskId),
-        emptyBalance: () => fake.setBalance(0),
-        addFault: (rule) => fake.addFault(rule),
-        awaitSubmits: (count) =>
-          fake.waitUntil((of) => countWhere(of.requests, (request) => request.route === "generate") >= count)
-      })
+      adapt
     ),
   layer: (fake, apiKey) => ViduQ3.layer({ apiKey, baseUrl: fake.url })
 }
@@ -88,18 +106,7 @@ export const vidu: Transport = {
         timings: options.timings,
         ...(options.failAll === true ? { outcome: FakeApixo.failure("AuditSubmitIllegal") } : {})
       }),
-      (fake): Fake => ({
-        url: fake.url,
-        apiKey: fake.apiKey,
-        submits: () => countWhere(fake.requests, (request) => request.route === "generate"),
-        created: () => fake.tasks.length,
-        statusesOf: (taskId) =>
-          countWhere(fake.requests, (request) => request.route === "status" && request.taskId === taskId),
-        emptyBalance: () => fake.setBalance(0),
-        addFault: (rule) => fake.addFault(rule),
-        awaitSubmits: (count) =>
-          fake.waitUntil((of) => countWhere(of.requests, (request) => request.route === "generate") >= count)
-      })
+      adapt
     ),
   layer: (fake, apiKey) => ViduQ3.layerVidu({ apiKey, baseUrl: fake.url })
 }

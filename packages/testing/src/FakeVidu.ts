@@ -80,6 +80,13 @@ export interface Options {
   readonly faults?: ReadonlyArray<FaultRule> | undefined
   /** The bytes served as every result (default the package's sample MP4). */
   readonly video?: Uint8Array | undefined
+  /**
+   * Answer queries, cancels and downloads for task ids another FakeVidu made (default false: 404),
+   * as `FakeApixo`'s `recoverTasks` does: a fake started later (e.g. by the next run of a CLI)
+   * answers as if it had created the task then, with the default timings and outcome. Such tasks
+   * are not listed in `tasks`, are not billed again, and send no callbacks.
+   */
+  readonly recoverTasks?: boolean | undefined
 }
 
 /** The routes a request can hit; `other` is any path the fake does not serve. */

@@ -17,6 +17,7 @@ import { readFile } from "node:fs/promises"
 import * as Http from "node:http"
 import type * as FakeApixo from "../FakeApixo.js"
 import { findSampleVideo } from "./fakeApixoFixture.js"
+import { listen, makeWaiters, maxInWindow, sleepUntil } from "./fakeServerKit.js"
 import { FaultRules } from "./faultRules.js"
 
 const minute = 60_000
@@ -165,10 +166,7 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
     let baseUrl = ""
 
     // Waiters re-check their predicate after every recorded event; no polling, no time.
-    const waiters = new Set<() => void>()
-    const notify = () => {
-      for (const waiter of [...waiters]) waiter()
-    }
+    const { notify, waitUntil } = makeWaiters()
 
     const pickFault = (route: FakeApixo.Route, modelId: string | undefined): FakeApixo.Fault | undefined =>
       rules.pick(route, modelId)
@@ -221,9 +219,6 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
     }
 
     const isActive = (task: FakeApixo.TaskRecord, now: number) => task.createdAt <= now && now < task.completedAt
-
-    const sleepUntil = (target: number) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => (now >= target ? Effect.void : Effect.sleep(target - now)))
 
     const run = yield* FiberSet.makeRuntime<never>()
 
@@ -652,24 +647,9 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
     const httpServer = Http.createServer((request, response) => {
       run(handle(request, response))
     })
-    const port = yield* Effect.acquireRelease(
-      Effect.async<number, E>((resume) => {
-        const onError = (error: Error) => resume(Effect.fail(deps.makeError(`Cannot listen: ${error.message}`, error)))
-        httpServer.once("error", onError)
-        httpServer.listen(options.port ?? 0, host, () => {
-          httpServer.off("error", onError)
-          const address = httpServer.address()
-          resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
-        })
-      }),
-      () =>
-        Effect.async<void>((resume) => {
-          httpServer.close(() => resume(Effect.void))
-          httpServer.closeAllConnections()
-        })
-    )
-    const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host
-    baseUrl = `http://${urlHost}:${port}`
+    const bound = yield* listen(httpServer, options.port ?? 0, host, deps.makeError)
+    const port = bound.port
+    baseUrl = bound.baseUrl
 
     const snapshot = <A extends object>(items: Iterable<A>): ReadonlyArray<A> => [...items].map((item) => ({ ...item }))
 
@@ -717,16 +697,7 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
           times.push(request.at)
           byKey.set(request.keyFingerprint, times)
         }
-        let max = 0
-        for (const times of byKey.values()) {
-          times.sort((a, b) => a - b)
-          let start = 0
-          for (let end = 0; end < times.length; end++) {
-            while (times[end]! - times[start]! >= windowMillis) start++
-            max = Math.max(max, end - start + 1)
-          }
-        }
-        return max
+        return maxInWindow(byKey.values(), windowMillis)
       },
       maxConcurrentTasks: (keyFingerprint) => {
         const byKey = new Map<string, Array<[number, number]>>()
@@ -748,20 +719,7 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
         }
         return max
       },
-      waitUntil: (predicate) =>
-        Effect.async<void>((resume) => {
-          if (predicate(service)) return resume(Effect.void)
-          const check = () => {
-            if (predicate(service)) {
-              waiters.delete(check)
-              resume(Effect.void)
-            }
-          }
-          waiters.add(check)
-          return Effect.sync(() => {
-            waiters.delete(check)
-          })
-        }),
+      waitUntil: (predicate) => waitUntil(() => predicate(service)),
       awaitRequests: (count) =>
         service.waitUntil(() => requests.length >= count).pipe(Effect.map(() => service.requests)),
       awaitCallbacks: (count) =>

@@ -18,6 +18,7 @@ import type * as FakeApixo from "../FakeApixo.js"
 import type * as FakeVidu from "../FakeVidu.js"
 import { readBody } from "./fakeApixoServer.js"
 import { findSampleVideo } from "./fakeApixoFixture.js"
+import { listen, makeWaiters, maxInWindow, sleepUntil } from "./fakeServerKit.js"
 import { FaultRules } from "./faultRules.js"
 
 const minute = 60_000
@@ -195,10 +196,7 @@ export const make = <E>(options: FakeVidu.Options, deps: Deps<E>): Effect.Effect
     const instance = randomBytes(4).toString("hex")
     let baseUrl = ""
 
-    const waiters = new Set<() => void>()
-    const notify = () => {
-      for (const waiter of [...waiters]) waiter()
-    }
+    const { notify, waitUntil } = makeWaiters()
 
     const retryAfterHeader = (seconds: number): Http.OutgoingHttpHeaders =>
       retryAfter === "none"
@@ -238,10 +236,21 @@ export const make = <E>(options: FakeVidu.Options, deps: Deps<E>): Effect.Effect
       return { ...base, state, err_code: errCode, creations }
     }
 
-    const isActive = (task: Task, now: number) => task.createdAt <= now && now < task.completedAt
+    const success: FakeApixo.Outcome = { _tag: "Success", resultCount: 1 }
+    const timingsOf = () => {
+      const processingAfter = Duration.toMillis(options.timings?.processingAfter ?? Duration.seconds(1))
+      const completeAfter = Math.max(
+        processingAfter,
+        Duration.toMillis(options.timings?.completeAfter ?? Duration.seconds(5))
+      )
+      return { processingAfter, completeAfter }
+    }
+    const resultUrlsOf = (taskId: string, outcome: FakeApixo.Outcome) =>
+      outcome._tag === "Success"
+        ? Array.from({ length: outcome.resultCount }, (_, index) => resultUrl(taskId, index))
+        : []
 
-    const sleepUntil = (target: number) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => (now >= target ? Effect.void : Effect.sleep(target - now)))
+    const isActive = (task: Task, now: number) => task.createdAt <= now && now < task.completedAt
 
     // One callback fiber per task: a cancel replaces the scheduled completion callback.
     const callbackFibers = yield* FiberMap.make<string>()
@@ -332,6 +341,45 @@ export const make = <E>(options: FakeVidu.Options, deps: Deps<E>): Effect.Effect
         ? Effect.void
         : FiberMap.run(callbackFibers, task.taskId, deliverAll(task, task.callbackUrl))
 
+    // Tasks answered from their id alone (`recoverTasks`): an id carries its creation time and its
+    // fake's random tag, so a fake started later (the next run of a CLI) answers as if it had made it.
+    const recovered = new Map<string, Task>()
+    const idPattern = /^vidu_([0-9a-z]{1,11})_([0-9a-f]{8})_([0-9a-z]{1,8})$/
+    const recover = (taskId: string, keyFingerprint: string | undefined, now: number): Task | undefined => {
+      if (options.recoverTasks !== true) return undefined
+      const cached = recovered.get(taskId)
+      if (cached !== undefined) return cached
+      const parsed = idPattern.exec(taskId)
+      if (parsed === null || parsed[2] === instance) return undefined
+      const createdAt = Number.parseInt(parsed[1]!, 36)
+      if (!Number.isSafeInteger(createdAt) || createdAt > now) return undefined
+      const outcome: FakeApixo.Outcome =
+        (typeof options.outcome === "function" ? options.outcome({}) : options.outcome) ?? success
+      const { processingAfter, completeAfter } = timingsOf()
+      const task: Task = {
+        taskId,
+        endpoint: "",
+        model: "",
+        keyFingerprint: keyFingerprint ?? "",
+        body: {},
+        callbackUrl: undefined,
+        createdAt,
+        processingAt: createdAt + processingAfter,
+        completedAt: createdAt + completeAfter,
+        outcome,
+        // Billed by the fake that created it.
+        credits: 0,
+        resultUrls: resultUrlsOf(taskId, outcome),
+        cancelledAt: undefined,
+        token: ""
+      }
+      recovered.set(taskId, task)
+      return task
+    }
+    /** A task this fake made, or one rebuilt from its id under `recoverTasks`. */
+    const lookup = (taskId: string | undefined, keyFingerprint: string | undefined, now: number) =>
+      taskId === undefined ? undefined : (tasks.get(taskId) ?? recover(taskId, keyFingerprint, now))
+
     // ---- routes ------------------------------------------------------------------------------
 
     const generate = (
@@ -413,7 +461,7 @@ export const make = <E>(options: FakeVidu.Options, deps: Deps<E>): Effect.Effect
 
     const cancel = (taskId: string, keyFingerprint: string, now: number) =>
       Effect.gen(function* () {
-        const task = tasks.get(taskId)
+        const task = lookup(taskId, keyFingerprint, now)
         if (task === undefined || task.keyFingerprint !== keyFingerprint)
           return error(404, "TaskNotFound", "task not found")
         const state = stateAt(task, now)
@@ -443,7 +491,7 @@ export const make = <E>(options: FakeVidu.Options, deps: Deps<E>): Effect.Effect
       now: number,
       fault: FakeApixo.Fault | undefined
     ): Answer => {
-      const task = classified.taskId === undefined ? undefined : tasks.get(classified.taskId)
+      const task = lookup(classified.taskId, undefined, now)
       if (task === undefined || stateAt(task, now) !== "success" || (classified.index ?? 0) >= task.resultUrls.length) {
         return error(404, "NotFound", "not found")
       }
@@ -530,7 +578,7 @@ export const make = <E>(options: FakeVidu.Options, deps: Deps<E>): Effect.Effect
             return outcome.task === undefined ? withDelay(outcome.answer) : after(outcome.answer, outcome.task.taskId)
           }
           case "status": {
-            const task = classified.taskId === undefined ? undefined : tasks.get(classified.taskId)
+            const task = lookup(classified.taskId, record.keyFingerprint, at)
             if (task === undefined || task.keyFingerprint !== record.keyFingerprint) {
               return withDelay(error(404, "TaskNotFound", "task not found"))
             }
@@ -615,24 +663,9 @@ export const make = <E>(options: FakeVidu.Options, deps: Deps<E>): Effect.Effect
     const httpServer = Http.createServer((request, response) => {
       run(handle(request, response))
     })
-    const port = yield* Effect.acquireRelease(
-      Effect.async<number, E>((resume) => {
-        const onError = (cause: Error) => resume(Effect.fail(deps.makeError(`Cannot listen: ${cause.message}`, cause)))
-        httpServer.once("error", onError)
-        httpServer.listen(options.port ?? 0, host, () => {
-          httpServer.off("error", onError)
-          const address = httpServer.address()
-          resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
-        })
-      }),
-      () =>
-        Effect.async<void>((resume) => {
-          httpServer.close(() => resume(Effect.void))
-          httpServer.closeAllConnections()
-        })
-    )
-    const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host
-    baseUrl = `http://${urlHost}:${port}`
+    const bound = yield* listen(httpServer, options.port ?? 0, host, deps.makeError)
+    const port = bound.port
+    baseUrl = bound.baseUrl
 
     const snapshot = <A extends object>(items: Iterable<A>): ReadonlyArray<A> => [...items].map((item) => ({ ...item }))
     const publicTask = ({ token: _token, ...task }: Task): FakeVidu.TaskRecord => task
@@ -670,30 +703,9 @@ export const make = <E>(options: FakeVidu.Options, deps: Deps<E>): Effect.Effect
             continue
           byKey.set(request.keyFingerprint, [...(byKey.get(request.keyFingerprint) ?? []), request.at])
         }
-        let max = 0
-        for (const times of byKey.values()) {
-          let start = 0
-          for (let end = 0; end < times.length; end++) {
-            while (times[end]! - times[start]! >= windowMillis) start++
-            max = Math.max(max, end - start + 1)
-          }
-        }
-        return max
+        return maxInWindow(byKey.values(), windowMillis)
       },
-      waitUntil: (predicate) =>
-        Effect.async<void>((resume) => {
-          if (predicate(service)) return resume(Effect.void)
-          const check = () => {
-            if (predicate(service)) {
-              waiters.delete(check)
-              resume(Effect.void)
-            }
-          }
-          waiters.add(check)
-          return Effect.sync(() => {
-            waiters.delete(check)
-          })
-        }),
+      waitUntil: (predicate) => waitUntil(() => predicate(service)),
       awaitRequests: (count) =>
         Effect.map(
           service.waitUntil(() => requests.length >= count),
