@@ -15,8 +15,8 @@ const { ensureBundle, currentBundle } = await import("../bin/bundle.mjs")
 await ensureBundle()
 
 const home = mkdtempSync(join(tmpdir(), "reelkit-bench-"))
-// A key and an unreachable-free base URL are not needed: `status` of an unknown task fails after
-// the ledger lookup, with the in-process fake (no key) as the backend.
+// No key: `status` of an unknown task builds the whole wiring (with the in-process fake as the
+// backend) and fails at the ledger lookup; `list` opens only the ledger.
 const env = { ...process.env, REELKIT_HOME: home, APIXO_API_KEY: "", NO_COLOR: "1" }
 
 const time = (args, extraEnv = {}) => {

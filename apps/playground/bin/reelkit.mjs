@@ -5,6 +5,9 @@
 // REELKIT_FROM_SOURCES=1 forces the tsx path (to compare start-up, or to debug).
 import { pathToFileURL } from "node:url"
 import { ensureBundle } from "./bundle.mjs"
+import { stopWithLauncher } from "./launcher.mjs"
+
+stopWithLauncher()
 
 const fromSources = async (reason) => {
   if (reason !== undefined) process.stderr.write(`reelkit: running from the sources (${reason}).\n`)

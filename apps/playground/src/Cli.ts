@@ -7,6 +7,7 @@
 import * as Args from "@effect/cli/Args"
 import type * as CliApp from "@effect/cli/CliApp"
 import * as Command from "@effect/cli/Command"
+import * as CommandDescriptor from "@effect/cli/CommandDescriptor"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
@@ -85,9 +86,9 @@ const yes = Options.boolean("yes").pipe(
 
 const field = (name: string) => Fields.fields.find((candidate) => candidate.name === name)!
 
-const choiceOf = (name: string, scope: string) => {
-  const { choices, flag, rule } = field(name)
-  return Options.choice(flag.slice(2), choices!).pipe(Options.withDescription(`${rule}${scope}`), Options.optional)
+const choiceOf = (name: string, description: string) => {
+  const { choices, flag } = field(name)
+  return Options.choice(flag.slice(2), choices!).pipe(Options.withDescription(description), Options.optional)
 }
 
 /** The options that make a Vidu Q3 input (everything `estimate` and `generate` share). */
@@ -99,7 +100,7 @@ const inputOptions = {
     Options.withDescription(`The model (only ${Fields.modelId} for now).`),
     Options.withDefault(Fields.modelId)
   ),
-  resolution: choiceOf("resolution", ""),
+  resolution: choiceOf("resolution", "The video's resolution (the server's default when left out)."),
   duration: integerIn("duration", 1, 16, "a whole number of seconds").pipe(
     Options.withDescription("Seconds of video, 1 to 16 (billed per second; the server's default when left out)."),
     Options.optional
@@ -112,9 +113,9 @@ export const generateOptions = {
   prompt: nonEmptyText("prompt", "what to generate").pipe(
     Options.withDescription("What to generate (1 to 5000 characters).")
   ),
-  style: choiceOf("style", " Text modes only."),
-  aspectRatio: choiceOf("aspect_ratio", " Text modes only."),
-  movement: choiceOf("movement", ""),
+  style: choiceOf("style", "The visual style. Text modes only."),
+  aspectRatio: choiceOf("aspect_ratio", "The frame's shape. Text modes only."),
+  movement: choiceOf("movement", "How much the camera and subjects move."),
   sound: Options.boolean("sound").pipe(Options.withDescription("Generate sound (the server's default is on).")),
   noSound: Options.boolean("no-sound").pipe(Options.withDescription("Generate no sound.")),
   bgm: Options.boolean("bgm").pipe(Options.withDescription("Add background music (the server's default is on).")),
@@ -293,23 +294,28 @@ const fakeApixo = Command.make(
   )
 )
 
+const budget = Command.make(
+  "budget",
+  { json },
+  lazy(
+    () => import("./Budget.js"),
+    (module, flags: { readonly json: boolean }) => module.budget(flags)
+  )
+).pipe(
+  Command.withDescription(
+    "Show the account budget left on this REELKIT_HOME: requests this minute, tasks in flight, and the spend cap today and this month."
+  )
+)
+
 // ---- root -------------------------------------------------------------------------------------
 
 /** The subcommands, in help order. */
-const subcommands = [generate, estimate, status, wait, list, reconcile, resubmit, serve, fakeApixo] as const
+const subcommands = [generate, estimate, status, wait, list, reconcile, resubmit, budget, serve, fakeApixo] as const
 
-/** The names of the subcommands (for "did you mean"). */
-export const commandNames: ReadonlyArray<string> = [
-  "generate",
-  "estimate",
-  "status",
-  "wait",
-  "list",
-  "reconcile",
-  "resubmit",
-  "serve",
-  "fake-apixo"
-]
+/** The names of the subcommands, in help order (for "did you mean" and the tests). */
+export const commandNames: ReadonlyArray<string> = subcommands.flatMap((subcommand) => [
+  ...CommandDescriptor.getNames<unknown>(subcommand.descriptor)
+])
 
 /** The `reelkit` command with its subcommands. */
 const command = Command.make("reelkit").pipe(

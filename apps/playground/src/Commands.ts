@@ -129,7 +129,10 @@ const followTask = (reference: string, waitOptions: TaskClient.WaitOptions, asJs
         failMessage: final.failMessage ?? ""
       })
     }
-    if (final.state === "ambiguous") return yield* new ExitWith({ code: ExitCode.other })
+    if (final.state === "ambiguous") {
+      yield* printErr(ambiguousAdvice(final))
+      return yield* new ExitWith({ code: ExitCode.other })
+    }
   }).pipe(Effect.onInterrupt(() => printErr(resumeHint(reference))))
 
 // ---- cost and confirmation --------------------------------------------------------------------
@@ -254,6 +257,7 @@ export const status = (flags: { readonly task: string; readonly json: boolean })
       // The provider just reported success: store the outputs now rather than leave them to a later wait.
       if (record.state === "succeeded") record = yield* client.wait(record.taskKey)
       yield* printTasks([record], flags.json ? "object" : false)
+      if (record.state === "ambiguous") yield* printErr(ambiguousAdvice(record))
       const code = exitCodeOfState(record.state, record.failCode)
       if (code !== ExitCode.success) return yield* new ExitWith({ code })
     })

@@ -142,11 +142,17 @@ export const describe = (error: unknown, secrets: ReadonlyArray<string> = []): s
         : sentence(message, secrets)
     }
     case "Unauthorized":
-      return sentence(`apixo refused the API key in APIXO_API_KEY (${message})`, secrets)
+      return sentence(
+        `apixo refused the API key in APIXO_API_KEY (${message}); check the key on apixo's dashboard`,
+        secrets
+      )
     case "Forbidden":
       return sentence(`apixo refused the request (${message})`, secrets)
     case "InsufficientCredits":
-      return sentence(`The apixo balance cannot pay for this task (${message})`, secrets)
+      return sentence(
+        `The apixo balance cannot pay for this task (${message}); top it up on apixo's dashboard, then try again`,
+        secrets
+      )
     case "DeadlineExceeded":
       return sentence(`${message} with "reelkit wait ${(error as { taskKey: string }).taskKey}"`, secrets)
     case "ConfigError": {
@@ -166,7 +172,10 @@ export const describe = (error: unknown, secrets: ReadonlyArray<string> = []): s
     case "TaskNotFound":
       return sentence(`apixo does not know this task (${message})`, secrets)
     case "TransportError":
-      return sentence(`Could not reach apixo (${message})`, secrets)
+      return sentence(
+        `Could not reach apixo (${message}); check the network and APIXO_BASE_URL, then try again`,
+        secrets
+      )
     case "FakeApixoError":
       return sentence(`The fake apixo server could not start (${message})`, secrets)
     default:

@@ -20,14 +20,22 @@ export const colourAllowed = (
 ): boolean => stream.isTTY === true && (env.NO_COLOR ?? "") === "" && env.TERM !== "dumb"
 
 // @effect/cli adds its primitive type's generic sentence before each description; ours say more.
-const filler = /^\s*A user-defined piece of text( that is confidential)?\.\s*\n(\s*\n)?/gm
+const filler = /^\s*A user-defined piece of text( that is confidential)?\.\s*$/
 
-/** The help text as printed: filler removed, colour kept only when `colour`. */
+/** The help text as printed: filler paragraphs removed (line by line, so colour survives), colour kept only when `colour`. */
 export const shapeHelp = (text: string, colour: boolean): string => {
-  const plain = stripAnsi(text)
-  if (!plain.includes("A user-defined piece of text")) return colour ? text : plain
-  // Removing lines from coloured text would split escape sequences: shape the plain text then.
-  return plain.replace(filler, "")
+  const lines = text.split("\n")
+  const kept: Array<string> = []
+  for (let index = 0; index < lines.length; index++) {
+    if (!filler.test(stripAnsi(lines[index]!))) {
+      kept.push(lines[index]!)
+      continue
+    }
+    // The blank line that closed the filler paragraph goes with it.
+    if (stripAnsi(lines[index + 1] ?? "x").trim() === "") index++
+  }
+  const shaped = kept.join("\n")
+  return colour ? shaped : stripAnsi(shaped)
 }
 
 /**

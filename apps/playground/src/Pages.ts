@@ -441,12 +441,12 @@ const costAmount = (cost: ViduQ3Pricing.Cost) => `${cost.amount.toFixed(4)} ${es
 const costBasis = (cost: ViduQ3Pricing.Cost) => `${cost.seconds} s at ${cost.pricePerSecond} per second`
 
 /** The form's cost line (HTML), from the CLI's estimate of the fields a price depends on. */
-export const estimateLine = (estimate: Cost.Estimate, fields: Cost.Priceable): string => {
+export const estimateLine = (estimate: Cost.Estimate, fields: Cost.Priceable, pricingConfigured: boolean): string => {
   if (estimate._tag === "Priced") {
     return `Estimated cost: <strong id="estimate-amount">${costAmount(estimate.cost)}</strong> (${costBasis(estimate.cost)}, ${escapeHtml(estimate.tier)} ${escapeHtml(estimate.resolution)})`
   }
   // Without both fields the server's undocumented defaults would be billed: say which to choose.
-  if (!estimate.reason.startsWith("no prices") && (fields.duration === undefined || fields.resolution === undefined)) {
+  if (pricingConfigured && (fields.duration === undefined || fields.resolution === undefined)) {
     return "Choose a duration and a resolution to see the cost (apixo does not document its defaults)."
   }
   return `No cost estimate: ${escapeHtml(estimate.reason)}.`

@@ -1,26 +1,21 @@
 /**
  * Wires reelkit's real layers for the playground: the Vidu Q3 provider on apixo (or on an
- * in-process fake apixo server when no API key is set), the SQLite ledger and the file-system
- * store under `REELKIT_HOME`, and one `TaskClient` over them.
+ * in-process fake apixo server when no API key is set), the SQLite ledger, the shared account
+ * budget (limits and spend cap, in the ledger's file) and the file-system store under
+ * `REELKIT_HOME`, and one `TaskClient` over them.
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import {
-  AccountLimits,
-  type ArtifactStore,
-  Callbacks,
-  TaskClient,
-  TaskError,
-  type TaskLedger,
-  type TaskProvider
-} from "@reelkit/core"
+import { type ArtifactStore, Callbacks, TaskClient, TaskError, type TaskLedger, type TaskProvider } from "@reelkit/core"
 import { ViduQ3, ViduQ3Input } from "@reelkit/provider-vidu-q3"
 import * as FileSystemStore from "@reelkit/storage/FileSystemStore"
 import { FakeApixo } from "@reelkit/testing"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Budget from "./Budget.js"
 import { ledgerLayer, type Settings, storeRoot } from "./Settings.js"
 import * as Telemetry from "./Telemetry.js"
 
@@ -60,7 +55,11 @@ export const fakePollPlan: TaskProvider.PollPlan = {
 }
 
 /** Errors of building the wiring. */
-export type StartupError = TaskError.LedgerError | ArtifactStore.ArtifactStoreError | FakeApixo.FakeApixoError
+export type StartupError =
+  | TaskError.LedgerError
+  | ArtifactStore.ArtifactStoreError
+  | FakeApixo.FakeApixoError
+  | ConfigError.ConfigError
 
 /** Options of the full wiring. */
 export interface LayerOptions {
@@ -94,7 +93,9 @@ export const layer = (settings: Settings, options: LayerOptions = {}): Layer.Lay
         provider,
         ledgerLayer(settings.home),
         FileSystemStore.layer({ root }),
-        AccountLimits.layerMemory(),
+        // One budget for every process on this home (CLI runs and serve), in the ledger's file.
+        Budget.limitsLayer(settings.home),
+        Budget.spendCapLayer(settings.home, settings.pricing),
         options.useCallbacks === true && Option.isSome(settings.callbacks)
           ? Callbacks.layerConfig(settings.callbacks.value)
           : Layer.empty

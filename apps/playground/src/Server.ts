@@ -13,6 +13,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type * as UrlParams from "@effect/platform/UrlParams"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { ArtifactStore, Callbacks, TaskClient, type TaskError, type TaskHandle, TaskLedger } from "@reelkit/core"
 import { ViduQ3Input, ViduQ3Pricing } from "@reelkit/provider-vidu-q3"
 import * as Clock from "effect/Clock"
@@ -156,7 +157,11 @@ export const makeRouter = (
       })
 
     const estimateOf = (fields: { readonly mode: string; readonly duration?: number; readonly resolution?: string }) =>
-      Pages.estimateLine(Cost.estimate(fields, playground.settings.pricing), fields)
+      Pages.estimateLine(
+        Cost.estimate(fields, playground.settings.pricing),
+        fields,
+        Option.isSome(playground.settings.pricing)
+      )
 
     // Each rendering of the form gets a new nonce (its idempotency key) and the CSRF token made for it.
     const homePage = (form: Pages.FormState | undefined, status: number) =>
@@ -189,7 +194,7 @@ export const makeRouter = (
     const submit = Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const body = yield* FormBody.read(request, limits.formBodyBytes)
-      if (Option.isNone(body)) return Guard.tooLarge(limits.formBodyBytes)
+      if (Option.isNone(body)) return yield* Guard.tooLarge(request, limits.formBodyBytes)
       const values = formValues(body.value)
       const nonce = values[Pages.submissionField]
       const csrf = values[Access.csrfField]
@@ -265,19 +270,29 @@ export const makeRouter = (
     })
 
     // One shared list behind every stream; past the cap a stream is refused rather than slowing every page.
-    const events = Effect.map(feed.open, (stream) =>
-      Option.match(stream, {
-        onNone: () =>
-          HttpServerResponse.text("reelkit: too many open event streams; close some tabs and reload.\n", {
-            status: 503,
-            headers: { "retry-after": "30" }
-          }),
-        onSome: (body) =>
-          HttpServerResponse.stream(body, {
-            contentType: "text/event-stream",
-            headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
-          })
-      })
+    // A place is given back when the connection closes, whether or not the stream ever started.
+    const events = Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const subscription = yield* feed.open
+      if (Option.isSome(subscription)) {
+        NodeHttpServerRequest.toServerResponse(request).once("close", subscription.value.release)
+      }
+      return Option.map(subscription, (opened) => opened.stream)
+    }).pipe(
+      Effect.map((stream) =>
+        Option.match(stream, {
+          onNone: () =>
+            HttpServerResponse.text("reelkit: too many open event streams; close some tabs and reload.\n", {
+              status: 503,
+              headers: { "retry-after": "30" }
+            }),
+          onSome: (body) =>
+            HttpServerResponse.stream(body, {
+              contentType: "text/event-stream",
+              headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+            })
+        })
+      )
     )
 
     const artifact = Effect.gen(function* () {

@@ -9,9 +9,11 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { existsSync } from "node:fs"
 import { createServer } from "node:net"
+import { execFileSync, spawn } from "node:child_process"
+import { join } from "node:path"
 import { afterAll, beforeAll } from "vitest"
 import { ledgerLayer } from "../src/Settings.js"
-import { childEnv, runCli, startCli, tempHome, waitForOutput } from "./utils.js"
+import { appDir, binary, childEnv, runCli, startCli, tempHome, waitForOutput } from "./utils.js"
 
 let fake: FakeApixo.Running
 let env: (home: string, extra?: Record<string, string>) => NodeJS.ProcessEnv
@@ -250,6 +252,14 @@ describe.concurrent("reelkit as a process", () => {
       `${taskKey} is ambiguous: its submit may or may not have reached apixo, so it was not sent again. Check apixo's dashboard for a text-to-video task with prompt "${prompt}" created around `
     )
     expect(reconciled.stderr).toContain(`if there is none, run "reelkit resubmit ${taskKey}".`)
+    // wait and status say the same and exit 1: the task needs the user's decision.
+    const [waited, status] = await Promise.all([
+      runCli(["wait", taskKey], env(home)),
+      runCli(["status", taskKey], env(home))
+    ])
+    expect([waited.code, status.code]).toEqual([1, 1])
+    for (const run of [waited, status])
+      expect(lastLine(run.stderr)).toMatch(/run "reelkit resubmit tk_ambiguousheron"\.$/)
     expect(tasksOf(prompt)).toEqual([])
 
     const resubmitted = await runCli(["resubmit", taskKey, "--json", ...fastPolls], env(home))
@@ -290,4 +300,68 @@ describe.concurrent("reelkit as a process", () => {
     const stopped = await served.finished
     expect(stopped.code).toBe(130)
   })
+
+  it("a SIGTERM to the pnpm that started it stops the CLI too (nothing is left listening)", async () => {
+    // As in `npx --yes pnpm@10.34.9 reelkit fake-apixo`: npx -> pnpm -> sh -c -> node.
+    const child = spawn("npx", ["--yes", "pnpm@10.34.9", "reelkit", "fake-apixo", "--port", "0"], {
+      cwd: join(appDir, "..", ".."),
+      env: childEnv({}),
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    const output = { stdout: "", stderr: "" }
+    child.stdout.on("data", (chunk: Buffer) => {
+      output.stdout += chunk.toString("utf8")
+    })
+    child.stderr.on("data", (chunk: Buffer) => {
+      output.stderr += chunk.toString("utf8")
+    })
+    // Every process of the chain holds the pipe: it closes once the last of them has exited.
+    const closed = new Promise<void>((resolve) => child.stdout.on("close", () => resolve()))
+    await waitForOutput(child, output, (seen) => /listening on http:\/\/\S+/.test(seen.stdout))
+    const url = /listening on (http:\/\/[^\s(]+)/.exec(output.stdout)![1]!
+    child.kill("SIGTERM")
+    await closed
+    expect(output.stderr).toContain("reelkit: the package manager that started this command has exited; stopping.")
+    await expect(fetch(`${url}/api/v1/statusTask/vidu-q3?taskId=task_x`)).rejects.toThrow()
+  })
+
+  // util-linux's `script` gives the CLI a terminal, so it asks instead of refusing.
+  const hasScript = (() => {
+    try {
+      execFileSync("script", ["--version"], { stdio: "ignore" })
+      return true
+    } catch {
+      return false
+    }
+  })()
+  it.skipIf(!hasScript)(
+    "on a terminal, above REELKIT_CONFIRM_ABOVE it asks: no sends nothing, yes sends once",
+    async () => {
+      const home = tempHome()
+      const prompt = "a heron asked first"
+      const settings = { REELKIT_PRICING: pricing, REELKIT_CONFIRM_ABOVE: "0" }
+      const args = ["generate", "--mode", "text-to-video", "--prompt", `'${prompt}'`, "--resolution", "720p"]
+      const onTerminal = (answer: string) =>
+        new Promise<string>((resolve, reject) => {
+          const command = [process.execPath, binary, ...args, "--duration", "4", ...fastPolls].join(" ")
+          const child = spawn("script", ["-qec", command, "/dev/null"], { cwd: appDir, env: env(home, settings) })
+          let output = ""
+          child.stdout.on("data", (chunk: Buffer) => {
+            output += chunk.toString("utf8")
+            if (output.includes("Submit this paid task? [y/N]") && !output.includes("answered")) {
+              output += "answered"
+              child.stdin.write(`${answer}\n`)
+            }
+          })
+          child.on("error", reject)
+          child.on("close", () => resolve(output))
+        })
+      const declined = await onTerminal("n")
+      expect(declined).toContain("reelkit: not submitted (declined at the prompt); nothing was sent.")
+      expect(tasksOf(prompt)).toEqual([])
+      const accepted = await onTerminal("y")
+      expect(accepted).toMatch(/tk_\S+\s+completed/)
+      expect(tasksOf(prompt)).toHaveLength(1)
+    }
+  )
 })

@@ -27,6 +27,7 @@ const expected: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
   ["serve", ["--port", "--host"]],
   ["estimate", ["--mode", "--resolution", "--duration", "--json"]],
   ["resubmit", ["<task>", "--no-wait", "--yes", "--json"]],
+  ["budget", ["--json"]],
   ["fake-apixo", ["--port", "--host", "--processing-after", "--complete-after", "--fail-prompt"]]
 ]
 

@@ -44,10 +44,12 @@ describe("Output", () => {
     })
   )
 
-  it.effect("help with colour keeps the escape codes", () =>
-    Effect.map(helpOf(["list", "--help"], true), (text) => {
+  it.effect("help with colour keeps the escape codes, and still drops the filler", () =>
+    Effect.map(helpOf(["generate", "--help"], true), (text) => {
       // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for ANSI escapes
-      expect(text).toMatch(/\u001b\[/)
+      expect(text).toMatch(/\u001b\[0;1m--prompt text\u001b\[0m/)
+      expect(text).not.toContain("A user-defined piece of text")
+      expect(Output.stripAnsi(text)).toContain("--prompt text\n\n  What to generate (1 to 5000 characters).")
     })
   )
 

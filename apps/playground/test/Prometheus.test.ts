@@ -133,8 +133,10 @@ const api = async <A>(path: string): Promise<A> => {
 
 describe.skipIf(!hasPrometheus)("Prometheus scraping reelkit serve", () => {
   it("scrapes /metrics with the token (target up, core's counters queryable); without it the target is down (401)", async () => {
-    // A second scrape of each job has begun only once the first has been recorded.
-    await Promise.all([scraped("withToken", 2), scraped("withoutToken", 2)])
+    // A scrape has been recorded once the next one of its job begins. Two more scrapes with the
+    // token after the second without it: the recorded one then already counts the first 401.
+    await scraped("withoutToken", 2)
+    await scraped("withToken", seen.withToken + 2)
 
     const { activeTargets } = await api<{
       activeTargets: ReadonlyArray<{ labels: { job: string }; health: string; lastError: string }>
@@ -150,6 +152,12 @@ describe.skipIf(!hasPrometheus)("Prometheus scraping reelkit serve", () => {
     expect(submits.result).toHaveLength(1)
     expect(submits.result[0]!.metric).toMatchObject({ provider: "apixo", model: "vidu-q3" })
     expect(Number(submits.result[0]!.value[1])).toBeGreaterThanOrEqual(1)
+
+    // serve counts its own answers: the scrapes without the token among its 401s.
+    const refused = await api<Vector>(
+      `/api/v1/query?query=${encodeURIComponent('reelkit_serve_responses_total{job="reelkit",status="401"}')}`
+    )
+    expect(Number(refused.result[0]?.value[1])).toBeGreaterThanOrEqual(1)
 
     const up = await api<Vector>("/api/v1/query?query=up")
     const upOf = Object.fromEntries(up.result.map((sample) => [sample.metric.job, sample.value[1]]))

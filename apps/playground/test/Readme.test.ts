@@ -82,6 +82,9 @@ describe("the root README", () => {
     const clone = join(scratch, "reelkit")
     execFileSync("git", ["clone", "--quiet", repoDir, clone])
     const all = blocks(clone)
+    // Every shell block carries a tag, so none is left out of this test by accident.
+    const shellBlocks = readFileSync(join(clone, "README.md"), "utf8").match(/^```(sh|bash|shell)$/gm) ?? []
+    expect(all).toHaveLength(shellBlocks.length)
     expect(all.map((block) => block.tag)).toEqual(expect.arrayContaining(["install", "cli", "long-running"]))
     for (const block of all) {
       if (block.tag === "long" && process.env.REELKIT_README_LONG !== "1") continue

@@ -125,6 +125,11 @@ describe("reelkit serve, attacked", () => {
     const page = await fetch(served.base, { headers: { cookie: session } })
     expect(page.status).toBe(200)
     expect(await page.text()).toContain('name="csrf"')
+    // The redirect keeps the page asked for, and never sends the browser to another site.
+    const deep = await fetch(`${served.base}/tasks/tk_x?token=${served.token}&keep=1`, { redirect: "manual" })
+    expect(deep.headers.get("location")).toBe("/tasks/tk_x?keep=1")
+    const away = await fetch(`${served.base}//evil.example?token=${served.token}`, { redirect: "manual" })
+    expect(away.headers.get("location")).toBe("/")
     const events = await fetch(`${served.base}/events`, { headers: { cookie: session } })
     expect(events.status).toBe(200)
     await events.body?.cancel()
@@ -215,7 +220,48 @@ describe("reelkit serve, attacked", () => {
     expect(page.status).toBe(200)
   })
 
+  it("a sender that ignores its 413 and keeps sending is cut off, having sent far less than 1 GB", async () => {
+    const url = new URL(served.base)
+    const socket = connect(Number(url.port), url.hostname)
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve)
+      socket.once("error", reject)
+    })
+    socket.on("error", () => {})
+    let answer = ""
+    socket.on("data", (chunk: Buffer) => {
+      answer += chunk.toString()
+    })
+    socket.write(
+      `POST /tasks HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${served.token}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${gib}\r\n\r\n`
+    )
+    const chunk = Buffer.alloc(64 * 1024, "a")
+    let sent = 0
+    let closed = false
+    const pump = () => {
+      while (!closed && sent < gib) {
+        sent += chunk.byteLength
+        if (!socket.write(chunk)) return void socket.once("drain", pump)
+      }
+    }
+    const ended = new Promise<void>((resolve) =>
+      socket.once("close", () => {
+        closed = true
+        resolve()
+      })
+    )
+    pump()
+    await ended
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /)
+    expect(sent).toBeLessThan(gib)
+    expect(served.alive()).toBe(true)
+  })
+
   it("2000 event streams: the cap refuses the surplus with 503 and GET / still answers", async () => {
+    // The baseline, in this run: GET / with no stream open.
+    const idleStarted = performance.now()
+    expect((await fetch(served.base, { headers: bearer(served.token) })).status).toBe(200)
+    const idle = performance.now() - idleStarted
     const streams = await Promise.all(Array.from({ length: 2000 }, openEventStream))
     try {
       const statuses = streams.map((stream) => stream.status)
@@ -228,7 +274,7 @@ describe("reelkit serve, attacked", () => {
       expect(page.status).toBe(200)
       expect(await page.text()).toContain("reelkit playground")
       console.log(
-        `2000 event streams (${accepted} open, ${refused} refused): GET / answered in ${(performance.now() - started).toFixed(0)} ms`
+        `2000 event streams (${accepted} open, ${refused} refused): GET / answered in ${(performance.now() - started).toFixed(0)} ms (${idle.toFixed(0)} ms with none open)`
       )
       // The open streams are served: each gets the list as its first event.
       const first = await new Promise<string>((resolve) =>
@@ -240,6 +286,17 @@ describe("reelkit serve, attacked", () => {
     } finally {
       for (const stream of streams) stream.close()
     }
+    // Closed streams give their places back: the server's own gauge says when all are released.
+    const openStreams = async () => {
+      const text = await (await fetch(`${served.base}/metrics`, { headers: bearer(served.token) })).text()
+      return Number(/^reelkit_serve_event_streams\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? Number.NaN)
+    }
+    let open = await openStreams()
+    while (open > 0) open = await openStreams()
+    expect(open).toBe(0)
+    const again = await openEventStream()
+    expect(again.status).toBe(200)
+    again.close()
   })
 
   it("a body on a GET is refused with 413; the callback endpoint answers without the token", async () => {

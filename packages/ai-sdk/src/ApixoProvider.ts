@@ -17,6 +17,7 @@ import type { AccountLimits, TaskClient, TaskLedger } from "@reelkit/core"
 import type * as Layer from "effect/Layer"
 import * as ApixoVideoModel from "./ApixoVideoModel.js"
 import type { ApixoVideoModelId } from "./ApixoVideoOptions.js"
+import { isServed } from "./internal/models.js"
 import * as Runtime from "./internal/runtime.js"
 
 /** apixo's production base URL. */
@@ -95,7 +96,7 @@ export const createApixo = (settings: ApixoProviderSettings = {}): ApixoProvider
   })
   const models = new Map<string, ApixoVideoModel.ApixoVideoModel>()
   const videoModel = (modelId: ApixoVideoModelId): ApixoVideoModel.ApixoVideoModel => {
-    if (!Object.hasOwn(Runtime.definitions, modelId)) throw new NoSuchModelError({ modelId, modelType: "videoModel" })
+    if (!isServed(modelId)) throw new NoSuchModelError({ modelId, modelType: "videoModel" })
     let model = models.get(modelId)
     if (model === undefined) {
       model = ApixoVideoModel.make(modelId, { runtime, baseURL })

@@ -23,7 +23,7 @@ import * as Schema from "effect/Schema"
 import type { ApixoVideoModelId } from "./ApixoVideoOptions.js"
 import { type CallContext, type ReelkitError, toApiCallError } from "./internal/errors.js"
 import * as Runtime from "./internal/runtime.js"
-import { toViduQ3Call } from "./internal/viduQ3CallOptions.js"
+import { models } from "./internal/models.js"
 
 /** The provider name models report, and the key of their `providerOptions` and `providerMetadata`. */
 export const providerName = "apixo"
@@ -109,6 +109,7 @@ const statusOf = (
 export const make = (modelId: ApixoVideoModelId, config: ModelConfig): ApixoVideoModel => {
   const submitUrl = `${config.baseURL}/api/v1/generateTask/${modelId}`
   const statusUrl = `${config.baseURL}/api/v1/statusTask/${modelId}`
+  const { toCall } = models[modelId]
 
   const doStart = async (
     options: Experimental_VideoModelV4CallOptions & { webhookUrl?: string }
@@ -116,7 +117,7 @@ export const make = (modelId: ApixoVideoModelId, config: ModelConfig): ApixoVide
     let sent: unknown = {}
     const exit = await config.runtime.run(
       Effect.gen(function* () {
-        const call = yield* toViduQ3Call(options)
+        const call = yield* toCall(options)
         sent = call.input
         const handle = yield* Runtime.startTask(modelId, call.input, {
           idempotencyKey: headerValue(options.headers, "idempotency-key"),

@@ -10,7 +10,7 @@ import {
 import { Effect, Schedule } from "effect"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
-import { bodyOf, download, requestsTo, sampleVideo, waitForWebhook, withFake } from "./utils.js"
+import { bodyOf, download, requestsTo, runFixture, sampleVideo, waitForWebhook, withFake } from "./utils.js"
 
 const prompt = "a paper boat on a rainy street"
 
@@ -266,6 +266,27 @@ describe("start, status, webhooks", () => {
         expect(requestsTo(fake, "status").map((request) => request.status)).toEqual([503, 200])
       }
     )
+  )
+
+  it.scoped(
+    "a real child process starts the video and exits; this process finishes it from the JSON alone",
+    () =>
+      withFake({ timings: { processingAfter: 1_000, completeAfter: 30_000 } }, async ({ fake, provider, advance }) => {
+        const lines = await runFixture("startVideo", [fake.url, FakeApixo.defaultApiKey, prompt])
+        const operation = JSON.parse(lines.at(-1)!.replace(/^operation /, ""))
+        expect(fake.tasks.map((task) => task.input)).toEqual([{ mode: "text-to-video", prompt, duration: 4 }])
+
+        const model = provider().video("vidu-q3")
+        expect((await getVideoStatus(model, { operation })).status).toBe("pending")
+        await advance(30_000)
+        const done = await getVideoStatus(model, { operation })
+        if (done.status !== "completed") throw new Error(`expected completed, got ${done.status}`)
+        const video = done.videos[0] as { url: string }
+        expect((await download({ url: new URL(video.url) })).data).toEqual(sampleVideo)
+        expect([requestsTo(fake, "generate").length, fake.bills.length]).toEqual([1, 1])
+      }),
+    // Starting a process that compiles the SDK and Effect takes seconds on a busy machine.
+    60_000
   )
 
   it.scoped("an operation that is not a reelkit handle is refused without a request", () =>

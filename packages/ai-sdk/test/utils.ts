@@ -3,7 +3,9 @@
 import { FakeApixo } from "@reelkit/testing"
 import { ViduQ3Input } from "@reelkit/provider-vidu-q3"
 import { Duration, Effect, Runtime, TestClock } from "effect"
+import { spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
 import { type ApixoProvider, type ApixoProviderSettings, createApixo } from "../src/index.js"
 
 /** The bytes every fake result serves. */
@@ -75,3 +77,32 @@ export const bodyOf = (task: FakeApixo.TaskRecord) => ({
 /** Requests of one route. */
 export const requestsTo = (fake: FakeApixo.Service, route: FakeApixo.RequestRoute) =>
   fake.requests.filter((request) => request.route === route)
+
+const fixturesDir = fileURLToPath(new URL("./fixtures/", import.meta.url))
+
+/**
+ * Runs a fixture (`test/fixtures/<name>.ts`) in a child Node process, resolving when it exits
+ * with its stdout lines; a non-zero exit rejects with its stderr.
+ */
+export const runFixture = (name: string, args: ReadonlyArray<string>): Promise<ReadonlyArray<string>> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", `${fixturesDir}${name}.ts`, ...args], {
+      cwd: fileURLToPath(new URL("..", import.meta.url)),
+      env: { ...process.env, TSX_TSCONFIG_PATH: `${fixturesDir}tsconfig.json` },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString("utf8")
+    })
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8")
+    })
+    child.on("error", reject)
+    child.on("exit", (code) =>
+      code === 0
+        ? resolve(stdout.split("\n").filter((line) => line !== ""))
+        : reject(new Error(`${name} exited ${code}: ${stderr}`))
+    )
+  })

@@ -36,6 +36,11 @@ export interface Options extends Caps {
    * Used for tasks whose `reserve` carries no `cost` of its own.
    */
   readonly pricePerSecond?: Readonly<Record<string, number>> | undefined
+  /**
+   * Prices a reservation that carries no `cost` (e.g. from the input's resolution and duration);
+   * undefined when it cannot. Tried before `pricePerSecond`.
+   */
+  readonly priceOf?: ((reservation: Reservation) => Money | undefined) | undefined
 }
 
 /** A known amount of money. */
@@ -53,6 +58,8 @@ export interface Reservation {
   readonly billableSeconds: number | undefined
   /** The task's price when the caller knows it (e.g. from a provider's price table). */
   readonly cost?: Money | undefined
+  /** The caller's input as given to `start`, for a `priceOf` option that prices by input. */
+  readonly input?: unknown
 }
 
 /** A reservation as a store keeps it: seconds and money resolved. */
@@ -217,10 +224,9 @@ const hasMoneyCap = (caps: Caps) => caps.moneyPerDay !== undefined || caps.money
 const hasSecondsCap = (caps: Caps) => caps.secondsPerDay !== undefined || caps.secondsPerMonth !== undefined
 
 const priceOf = (options: Options, reservation: Reservation, seconds: number): number | undefined => {
-  if (reservation.cost !== undefined) {
-    return options.currency === undefined || reservation.cost.currency === options.currency
-      ? reservation.cost.amount
-      : undefined
+  const cost = reservation.cost ?? options.priceOf?.(reservation)
+  if (cost !== undefined) {
+    return options.currency === undefined || cost.currency === options.currency ? cost.amount : undefined
   }
   const table = options.pricePerSecond
   const perSecond = table?.[`${reservation.providerId}/${reservation.modelId}`] ?? table?.[reservation.modelId]

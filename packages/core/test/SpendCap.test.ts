@@ -42,6 +42,35 @@ describe("SpendCap", () => {
     }).pipe(Effect.provide(SpendCap.layerMemory({ secondsPerMonth: 10 })))
   )
 
+  it.effect("priceOf prices a reservation by its input when it carries no cost", () =>
+    Effect.gen(function* () {
+      const cap = yield* SpendCap.SpendCap
+      const priced = (taskKey: string, resolution: string) => ({
+        ...reservation(taskKey, 4),
+        input: { resolution, duration: 4 }
+      })
+      yield* cap.reserve(priced("a", "720p"))
+      expect((yield* cap.remaining).day.money.used).toBeCloseTo(0.4)
+      const error = yield* Effect.flip(cap.reserve(priced("b", "1080p")))
+      expect(error._tag === "SpendCapExceeded" && error.cap).toBe("moneyPerDay")
+      // No price for this input: a money cap cannot measure it.
+      const unmetered = yield* Effect.flip(cap.reserve(priced("c", "540p")))
+      expect(unmetered._tag).toBe("SpendCapUnmetered")
+    }).pipe(
+      Effect.provide(
+        SpendCap.layerMemory({
+          moneyPerDay: 1,
+          currency: "USD",
+          priceOf: (request) => {
+            const input = request.input as { resolution: string; duration: number }
+            const perSecond = ({ "720p": 0.1, "1080p": 0.2 } as Record<string, number>)[input.resolution]
+            return perSecond === undefined ? undefined : { amount: perSecond * input.duration, currency: "USD" }
+          }
+        })
+      )
+    )
+  )
+
   it("periodsAt gives the UTC day and month around an instant", () => {
     const periods = SpendCap.periodsAt(Date.UTC(2026, 11, 31, 23, 59, 59, 999))
     expect(periods).toEqual({

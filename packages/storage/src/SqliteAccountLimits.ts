@@ -10,6 +10,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { AccountLimits, SpendCap, TaskError } from "@reelkit/core"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
@@ -68,7 +69,11 @@ const clientLayer = (file: FileOptions) =>
       try: () => {
         if (file.filename !== ":memory:" && file.filename !== "")
           Fs.mkdirSync(Path.dirname(Path.resolve(file.filename)), { recursive: true })
-        return SqliteClient.layer({ filename: file.filename })
+        // This connection only: a budget entry lost to a power cut costs nothing, so a commit
+        // need not wait for the disk (the ledger's own connection keeps its full durability).
+        return Layer.tap(SqliteClient.layer({ filename: file.filename }), (context) =>
+          Context.get(context, SqlClient.SqlClient).unsafe("PRAGMA synchronous = NORMAL")
+        )
       },
       catch: (cause) =>
         new TaskError.LedgerError({

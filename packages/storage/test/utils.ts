@@ -399,3 +399,39 @@ export const findRedis = async (): Promise<RedisServer | { readonly unavailable:
     return { unavailable: `nothing answers on 127.0.0.1:6379 and a private redis-server failed to start: ${error}` }
   }
 }
+
+/**
+ * Bundles `test/fixtures/<name>.ts` (workspace sources included, other packages left as imports)
+ * into one ES module under `node_modules/.cache`, so that many child processes start from plain
+ * JavaScript instead of each transpiling the workspace. Returns the bundle's path.
+ */
+export const bundleFixture = async (name: string): Promise<string> => {
+  const esbuild = await import("esbuild")
+  const outfile = join(packageDir, "node_modules/.cache/reelkit-fixtures", `${name}.mjs`)
+  await esbuild.build({
+    entryPoints: [join(fixturesDir, `${name}.ts`)],
+    outfile,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    tsconfig: join(fixturesDir, "tsconfig.json"),
+    logLevel: "silent",
+    plugins: [
+      {
+        name: "external-packages",
+        setup: (build) => {
+          // Everything but the workspace's own packages stays an import, resolved from this package.
+          build.onResolve({ filter: /^[^./]/ }, (args) =>
+            args.path.startsWith("@reelkit/") ? undefined : { path: args.path, external: true }
+          )
+        }
+      }
+    ]
+  })
+  return outfile
+}
+
+/** Starts a bundle made by `bundleFixture` in a child Node process. */
+export const spawnBundle = (path: string, args: ReadonlyArray<string>) =>
+  spawn(process.execPath, [path, ...args], { cwd: packageDir, env: process.env, stdio: ["pipe", "pipe", "pipe"] })

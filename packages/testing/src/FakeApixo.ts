@@ -210,8 +210,10 @@ export interface Options {
   readonly balanceSeconds?: number | undefined
   /** Seconds billed for an input without a numeric `duration` (default 5). */
   readonly defaultDurationSeconds?: number | undefined
-  /** Requests (generate and status) per key in any sliding 60 s window (default 60). */
+  /** Requests (generate and status) per key in any sliding `rateWindow` (default 60). */
   readonly requestsPerMinute?: number | undefined
+  /** The sliding window of `requestsPerMinute` (default one minute; shorter to scale a test down in time). */
+  readonly rateWindow?: Duration.DurationInput | undefined
   /** Unfinished tasks per key (default 10). */
   readonly concurrentTasks?: number | undefined
   /**
@@ -352,7 +354,7 @@ export interface Service {
   /** Seconds billed in total, or for one task. */
   readonly billedSeconds: (taskId?: string) => number
   /**
-   * The most generate and status requests one key sent in any sliding window (60 s by default),
+   * The most generate and status requests one key sent in any sliding window (`rateWindow` by default),
    * counting every request, refused or not: "never over the rate limit" is `<= 60`.
    */
   readonly maxRequestsPerWindow: (options?: {

@@ -69,8 +69,12 @@ export const isAuthorized = (keys: Keys, headers: Readonly<Record<string, string
   return session !== undefined && safeEqual(session, keys.session)
 }
 
-/** The `Set-Cookie` value of a session: only for this site's own requests, out of the page's scripts' reach. */
-export const sessionCookie = (keys: Keys): string => `${cookieName}=${keys.session}; Path=/; HttpOnly; SameSite=Strict`
+/**
+ * The `Set-Cookie` value of a session: only for this site's own requests, out of the page's
+ * scripts' reach, and over HTTPS only when the page was reached over HTTPS.
+ */
+export const sessionCookie = (keys: Keys, options: { readonly secure?: boolean } = {}): string =>
+  `${cookieName}=${keys.session}; Path=/; HttpOnly; SameSite=Strict${options.secure === true ? "; Secure" : ""}`
 
 /** Whether a form's CSRF token is the one made for its nonce. */
 export const isValidCsrf = (keys: Keys, nonce: string | undefined, csrf: string | undefined): boolean =>

@@ -1,6 +1,6 @@
 /**
  * Reads a url-encoded form body up to a cap. Beyond the cap it stops keeping bytes and answers
- * `None`, and the rest of the body is read and thrown away, so the caller's 413 reaches the sender.
+ * `None`, and the rest of the body is thrown away (`RefusedBody` ends the connection after the 413).
  * (The platform's own reader destroys the socket at its cap: the sender would never see a 413.)
  */
 import * as UrlParams from "@effect/platform/UrlParams"
@@ -27,8 +27,6 @@ export const read = (
       total += chunk.byteLength
       if (total <= maxBytes) return void chunks.push(chunk)
       stop()
-      // Discarded from here on; the server's request timeout bounds a sender that never stops.
-      source.resume()
       resume(Effect.succeed(Option.none()))
     }
     function onEnd() {

@@ -9,7 +9,9 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Access from "./Access.js"
+import * as RefusedBody from "./RefusedBody.js"
 import type { Limits } from "./ServeSettings.js"
 
 /** Where the server may be reached: `host[:port]` values of the `Host` header, lower case. */
@@ -17,6 +19,8 @@ export interface Reachable {
   readonly hosts: ReadonlySet<string>
   /** The origins a browser sends from this server's own pages. */
   readonly origins: ReadonlySet<string>
+  /** Hosts reached over HTTPS (the public URL's, behind a TLS proxy): their cookie is `Secure`. */
+  readonly secureHosts: ReadonlySet<string>
 }
 
 /** The hosts and origins of a server bound to `host:port`, plus the public URL it is known by. */
@@ -32,13 +36,20 @@ export const reachableAt = (options: {
   }
   const hosts = new Set(names.map((name) => `${name.toLowerCase()}:${options.port}`))
   const origins = new Set([...hosts].map((host) => `http://${host}`))
+  const secureHosts = new Set<string>()
   if (options.publicUrl !== undefined) {
     const url = new URL(options.publicUrl)
     hosts.add(url.host.toLowerCase())
     origins.add(url.origin.toLowerCase())
+    if (url.protocol === "https:") secureHosts.add(url.host.toLowerCase())
   }
-  return { hosts, origins }
+  return { hosts, origins, secureHosts }
 }
+
+/** Answers of `serve`, by status code (a few values: no path, no token, nothing a client chose). */
+export const responses = Metric.counter("reelkit_serve_responses_total", {
+  description: "Answers of reelkit serve, by HTTP status"
+})
 
 /** Paths anyone may fetch: the callback endpoint (its URLs carry their own signed token) and the icon. */
 export const isPublicPath = (path: string): boolean => path.startsWith("/callbacks/") || path === "/favicon.svg"
@@ -57,17 +68,17 @@ const securityHeaders = {
 const plain = (status: number, text: string, headers: Record<string, string> = {}) =>
   HttpServerResponse.text(`${text}\n`, { status, headers })
 
-/**
- * The answer to a body over the cap, sent at once. The connection is not cut under the sender
- * (a reset could destroy the answer before the client reads it): Node discards whatever else
- * arrives, holding none of it, until the client stops or the request timeout closes the socket.
- */
-export const tooLarge = (limit: number) => plain(413, `reelkit: the request body is larger than ${limit} bytes.`)
+/** The answer to a body over the cap, sent at once; see `RefusedBody` for how its connection ends. */
+export const tooLarge = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
+  Effect.as(
+    RefusedBody.lingerThenClose(request),
+    plain(413, `reelkit: the request body is larger than ${limit} bytes.`)
+  )
 
 const unauthorized = (path: string) =>
   path === "/" || path.startsWith("/tasks")
     ? HttpServerResponse.text(
-        `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Access token needed</title></head><body style="font: 15px/1.45 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem"><h1>Access token needed</h1><p>This reelkit server spends money with the key it holds, so it answers only with its access token. Open the URL <code>reelkit serve</code> printed when it started (it ends in <code>/?token=...</code>), or send <code>Authorization: Bearer &lt;token&gt;</code>.</p></body></html>`,
+        `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Access token needed</title></head><body style="font: 15px/1.45 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem"><h1>Access token needed</h1><p>This reelkit server spends money with the key it holds, so it answers only with its access token. Open the URL <code>reelkit serve</code> printed when it started (it ends in <code>/?token=...</code>; when <code>REELKIT_SERVE_TOKEN</code> set the token, add <code>/?token=</code> and that token yourself), or send <code>Authorization: Bearer &lt;token&gt;</code>.</p></body></html>`,
         { status: 401, contentType: "text/html; charset=utf-8", headers: { "www-authenticate": "Bearer" } }
       )
     : plain(401, "reelkit: this server needs its access token (Authorization: Bearer <token>).", {
@@ -82,7 +93,7 @@ const capOf = (method: string, path: string, limits: Limits): number =>
       ? limits.callbackBodyBytes
       : limits.formBodyBytes
 
-/** Builds the middleware for a server reachable at `reachable`, guarded by `keys`. */
+/** Builds the middleware for a server reachable at `reachable`, guarded by `keys`; GET handlers time out. */
 export const make = (options: {
   readonly keys: Access.Keys
   readonly reachable: Reachable
@@ -98,8 +109,8 @@ export const make = (options: {
 
       const cap = capOf(request.method, path, limits)
       const declared = headers["content-length"]
-      if (declared !== undefined && !(Number(declared) <= cap)) return tooLarge(cap)
-      if (cap === 0 && headers["transfer-encoding"] !== undefined) return tooLarge(cap)
+      if (declared !== undefined && !(Number(declared) <= cap)) return yield* tooLarge(request, cap)
+      if (cap === 0 && headers["transfer-encoding"] !== undefined) return yield* tooLarge(request, cap)
 
       if (!isPublicPath(path)) {
         // DNS rebinding: a page of another site resolving its own name to 127.0.0.1 sends its own Host.
@@ -118,14 +129,23 @@ export const make = (options: {
           if (!Access.isToken(keys, queryToken)) return unauthorized(path)
           // The token leaves the address bar at once: the cookie carries the session from here on.
           url.searchParams.delete("token")
-          return HttpServerResponse.redirect(`${path}${url.search}`, {
+          // `//host` would be read as another site's address: such a path goes home instead.
+          return HttpServerResponse.redirect(`${path.startsWith("//") ? "/" : path}${url.search}`, {
             status: 303,
-            headers: { "set-cookie": Access.sessionCookie(keys), "cache-control": "no-store" }
+            headers: {
+              "set-cookie": Access.sessionCookie(keys, {
+                secure: reachable.secureHosts.has((headers.host ?? "").toLowerCase())
+              }),
+              "cache-control": "no-store"
+            }
           })
         }
         if (!Access.isAuthorized(keys, headers)) return unauthorized(path)
       }
 
+      // A submit is not cut short: it may already be on its way to apixo, and an answer of 503 for a
+      // task that was created would invite a second one. apixo's client bounds it with its own timeouts.
+      if (request.method !== "GET" && request.method !== "HEAD") return yield* app
       return yield* app.pipe(
         Effect.timeoutTo({
           duration: Duration.millis(limits.handlerTimeoutMs),
@@ -133,5 +153,8 @@ export const make = (options: {
           onTimeout: () => plain(503, "reelkit: the server took too long to answer; try again.")
         })
       )
-    }).pipe(Effect.map((response) => HttpServerResponse.setHeaders(response, securityHeaders)))
+    }).pipe(
+      Effect.tap((response) => Metric.increment(Metric.tagged(responses, "status", String(response.status)))),
+      Effect.map((response) => HttpServerResponse.setHeaders(response, securityHeaders))
+    )
   )

@@ -35,7 +35,7 @@ export interface Limits {
   readonly requestTimeoutMs: number
   /** Time for a client to send the request headers, in ms. */
   readonly headersTimeoutMs: number
-  /** Time a handler (other than an event stream or a video) may take before a 503, in ms. */
+  /** Time a GET handler may take to start its answer before a 503, in ms (a stream then runs on). */
   readonly handlerTimeoutMs: number
 }
 

@@ -22,10 +22,16 @@ export const refusedStreams = Metric.counter("reelkit_serve_event_streams_refuse
   description: "Event streams refused because reelkit serve had as many open as it allows"
 })
 
+/** An event stream of the feed, holding one of its places until `release` (which may be called more than once). */
+export interface Subscription {
+  readonly stream: Stream.Stream<Uint8Array>
+  readonly release: () => void
+}
+
 /** The feed. */
 export interface TaskFeed {
   /** A new event stream, or `None` when `maxStreams` are already open. */
-  readonly open: Effect.Effect<Option.Option<Stream.Stream<Uint8Array>>>
+  readonly open: Effect.Effect<Option.Option<Subscription>>
 }
 
 /** Starts the feed over `list` (its JSON is what the browser receives); it stops with the scope. */
@@ -57,15 +63,21 @@ export const make = <E>(
       )
     )
     return {
-      open: Effect.suspend(() => {
-        if (open >= options.maxStreams) return Effect.as(Metric.increment(refusedStreams), Option.none())
+      open: Effect.sync(() => {
+        if (open >= options.maxStreams) {
+          refusedStreams.unsafeUpdate(1, [])
+          return Option.none()
+        }
         open += 1
-        // Released when the stream ends, which is when the browser goes away or the server stops.
-        const release = Effect.suspend(() => {
+        openStreams.unsafeUpdate(open, [])
+        let released = false
+        const release = () => {
+          if (released) return
+          released = true
           open -= 1
-          return Metric.set(openStreams, open)
-        })
-        return Effect.as(Metric.set(openStreams, open), Option.some(frames.pipe(Stream.ensuring(release))))
+          openStreams.unsafeUpdate(open, [])
+        }
+        return Option.some({ stream: frames.pipe(Stream.ensuring(Effect.sync(release))), release })
       })
     }
   })

@@ -7,7 +7,6 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Apixo, ApixoModel } from "@reelkit/apixo"
 import { AccountLimits, CallbackUrls, ResultStorage, TaskClient, type TaskHandle, TaskLedger } from "@reelkit/core"
-import { ViduQ3 } from "@reelkit/provider-vidu-q3"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
@@ -15,11 +14,7 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Redacted from "effect/Redacted"
 import type { ReelkitError } from "./errors.js"
-
-/** The apixo model definitions this provider serves, by model id. */
-export const definitions: Readonly<Record<string, ApixoModel.Definition<any, any>>> = {
-  [ViduQ3.modelId]: ViduQ3.model
-}
+import { models } from "./models.js"
 
 /** A service given as it is (shared with whoever else holds it), or a layer this instance builds once. */
 export type ServiceOrLayer<I, S> = S | Layer.Layer<I, unknown>
@@ -99,7 +94,7 @@ const modelClientsLayer = (options: TaskClient.Options | undefined) =>
     Effect.gen(function* () {
       const scope = yield* Effect.scope
       const clients = new Map<string, TaskClient.Service>()
-      for (const definition of Object.values(definitions)) {
+      for (const { definition } of Object.values(models)) {
         const context = yield* Layer.buildWithScope(
           TaskClient.layer(options).pipe(
             Layer.provide(ApixoModel.layer(definition)),

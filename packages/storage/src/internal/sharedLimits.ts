@@ -30,6 +30,7 @@ export type Kind = "request" | "slot"
 export interface Settings {
   readonly account: string
   readonly requestsPerWindow: number
+  /** The window plus the margin: what the store counts over. */
   readonly windowMillis: number
   readonly concurrentTasks: number
   /** How long a slot lease lasts without renewal. */
@@ -84,6 +85,11 @@ export interface Options extends AccountLimits.Options {
   readonly slotPollMillis?: number | undefined
   /** How soon a holder waiting for another holder's turn asks again (default 50 ms). */
   readonly turnPollMillis?: number | undefined
+  /**
+   * Added to the window when counting (default 250 ms): requests that leave in order may arrive
+   * out of order, and the server counts arrivals. Set it to the spread of your request latency.
+   */
+  readonly marginMillis?: number | undefined
 }
 
 /** The settings from options, with apixo's limits and the documented defaults. */
@@ -93,7 +99,8 @@ export const settingsOf = (options: Options, defaults: AccountLimits.Options): S
   return {
     account: options.account ?? "default",
     requestsPerWindow: options.requestsPerWindow ?? defaults.requestsPerWindow ?? 60,
-    windowMillis: Duration.toMillis(options.window ?? defaults.window ?? Duration.minutes(1)),
+    windowMillis:
+      Duration.toMillis(options.window ?? defaults.window ?? Duration.minutes(1)) + (options.marginMillis ?? 250),
     concurrentTasks: options.concurrentTasks ?? defaults.concurrentTasks ?? 10,
     leaseMillis: options.leaseMillis ?? 30_000,
     graceMillis: Math.max(1_000, 4 * Math.max(turnPollMillis, slotPollMillis)),

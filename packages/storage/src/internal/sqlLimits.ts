@@ -151,9 +151,15 @@ export const makeBackend = (settings: Settings): Effect.Effect<Backend, StoreErr
     const notMyTurn = (queue: ReadonlyArray<{ holder: string }>, holder: string) =>
       queue.length > 0 && queue[0]!.holder !== holder
 
-    const takeRequest: Backend["takeRequest"] = (holder, now, more) =>
+    const takeRequest: Backend["takeRequest"] = (holder, callerNow, more) =>
       Effect.gen(function* () {
         const { pausedUntil, seq } = yield* lockAccount
+        // Request times never go back: a caller whose clock reading is older than the newest
+        // request (it was delayed, or its clock lags) counts as now, so that it never sees a
+        // window emptied by a caller further ahead.
+        const [latest] = yield* sql<{ newest: unknown }>`SELECT MAX(taken_at) AS newest FROM ${sql(requests)}
+          WHERE account = ${account}`
+        const now = Math.max(callerNow, num(latest?.newest))
         if (pausedUntil > now) return yield* wait("request", holder, seq, now, pausedUntil - now)
         yield* sql`DELETE FROM ${sql(requests)} WHERE account = ${account} AND taken_at <= ${now - settings.windowMillis}`
         const [window] = yield* sql<{ count: unknown; oldest: unknown }>`SELECT COUNT(*) AS count,

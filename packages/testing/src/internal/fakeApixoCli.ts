@@ -90,6 +90,49 @@ export const parse = (argv: ReadonlyArray<string>): Parsed => {
   }
 }
 
+/** A provider package whose models the command checks inputs against when it is installed. */
+export interface KnownProvider {
+  readonly specifier: string
+  /** The models of the package's module namespace. */
+  readonly models: (module: Readonly<Record<string, unknown>>) => Readonly<Record<string, FakeApixo.ModelOptions>>
+}
+
+/**
+ * The providers this command knows. The package imports none of them (they depend on it for their
+ * tests); each is loaded only if it is installed where this command can import it.
+ */
+export const knownProviders: ReadonlyArray<KnownProvider> = [
+  {
+    specifier: "@reelkit/provider-vidu-q3",
+    models: (module) => {
+      const { ViduQ3, ViduQ3Input } = module as {
+        readonly ViduQ3: { readonly modelId: string }
+        readonly ViduQ3Input: { readonly ViduQ3Input: FakeApixo.ModelOptions["inputSchema"] }
+      }
+      return { [ViduQ3.modelId]: { inputSchema: ViduQ3Input.ViduQ3Input } }
+    }
+  }
+]
+
+/** The models of every known provider that `load` can import; a missing package is left out. */
+export const installedModels = async (
+  load: (specifier: string) => Promise<unknown> = (specifier) => import(specifier),
+  providers: ReadonlyArray<KnownProvider> = knownProviders
+): Promise<Readonly<Record<string, FakeApixo.ModelOptions>>> => {
+  const found: Record<string, FakeApixo.ModelOptions> = {}
+  for (const provider of providers) {
+    try {
+      const module = (await load(provider.specifier)) as Readonly<Record<string, unknown>>
+      // A CommonJS build imported from ESM may arrive as `default` only.
+      const exports = Object.keys(module).some((name) => name !== "default") ? module : module.default
+      Object.assign(found, provider.models(exports as Readonly<Record<string, unknown>>))
+    } catch {
+      // Not installed here: its inputs are not checked.
+    }
+  }
+  return found
+}
+
 /** Runs the command; resolves with the exit code once the fake stopped. */
 export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   let parsed: Parsed
@@ -103,10 +146,17 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     process.stdout.write(`${usage}\n`)
     return 0
   }
-  const fake = await FakeApixo.start(parsed.options)
+  const models = await installedModels()
+  const modelIds = Object.keys(models)
+  // With a provider installed, its models are the ones served (others get 404), each input checked.
+  const fake = await FakeApixo.start({ ...parsed.options, models, strictModels: modelIds.length > 0 })
   const key = parsed.options.apiKeys?.[0] ?? FakeApixo.defaultApiKey
+  const checked =
+    modelIds.length > 0
+      ? `checking inputs of ${modelIds.join(", ")}`
+      : "no provider package installed here, so inputs are not checked"
   // The key is printed on purpose: it is the fake's own test key, needed to call it.
-  process.stdout.write(`reelkit-fake-apixo listening on ${fake.url} (API key: ${key})\n`)
+  process.stdout.write(`reelkit-fake-apixo listening on ${fake.url} (API key: ${key}; ${checked})\n`)
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve)
     process.once("SIGTERM", resolve)

@@ -20,7 +20,6 @@ import { findSampleVideo } from "./fakeApixoFixture.js"
 import { listen, makeWaiters, maxInWindow, sleepUntil } from "./fakeServerKit.js"
 import { FaultRules } from "./faultRules.js"
 
-const minute = 60_000
 const maxBodyBytes = 1024 * 1024
 
 type MutableRequest = {
@@ -143,6 +142,8 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
       }))
     const models = options.models ?? {}
     const requestsPerMinute = options.requestsPerMinute ?? 60
+    // The rate window is a minute, as at apixo, unless a test scales time down.
+    const rateWindowMillis = Duration.toMillis(options.rateWindow ?? Duration.minutes(1))
     const concurrentTasks = options.concurrentTasks ?? 10
     const retryAfter = options.retryAfter ?? "auto"
     const retentionMillis = Duration.toMillis(options.resultRetention ?? Duration.days(15))
@@ -578,11 +579,16 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
             return { answer: json(404, `Model ${classified.modelId} not found`) }
           }
           const fingerprintKey = record.keyFingerprint!
-          const window = (admitted.get(fingerprintKey) ?? []).filter((time) => time > at - minute)
+          const window = (admitted.get(fingerprintKey) ?? []).filter((time) => time > at - rateWindowMillis)
           admitted.set(fingerprintKey, window)
           if (window.length >= requestsPerMinute) {
             return {
-              answer: json(429, "Rate limit exceeded", null, retryAfterHeader((window[0]! + minute - at) / 1000))
+              answer: json(
+                429,
+                "Rate limit exceeded",
+                null,
+                retryAfterHeader((window[0]! + rateWindowMillis - at) / 1000)
+              )
             }
           }
           window.push(at)
@@ -685,7 +691,8 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
       billedSeconds: (taskId) =>
         bills.filter((bill) => taskId === undefined || bill.taskId === taskId).reduce((sum, b) => sum + b.seconds, 0),
       maxRequestsPerWindow: (windowOptions) => {
-        const windowMillis = Duration.toMillis(windowOptions?.window ?? Duration.minutes(1))
+        const windowMillis =
+          windowOptions?.window === undefined ? rateWindowMillis : Duration.toMillis(windowOptions.window)
         const byKey = new Map<string, Array<number>>()
         for (const request of requests) {
           if (request.route !== "generate" && request.route !== "status") continue
