@@ -138,7 +138,10 @@ describe("FakeVidu", () => {
         Effect.async<number>((resume) => {
           receiver.listen(0, "127.0.0.1", () => resume(Effect.succeed((receiver.address() as { port: number }).port)))
         }),
-        () => Effect.async<void>((resume) => receiver.close(() => resume(Effect.void)))
+        () =>
+          Effect.async<void>((resume) => {
+            receiver.close(() => resume(Effect.void))
+          })
       )
       const callbackUrl = `http://127.0.0.1:${port}/hooks/cb?task=1`
       const fake = yield* FakeVidu.make({
