@@ -50,7 +50,8 @@ const statusArbitrary: FastCheck.Arbitrary<TaskStatus.TaskStatus> = FastCheck.on
     (progress) => new TaskStatus.Processing(progress === undefined ? {} : { progress })
   ),
   FastCheck.integer({ min: 0, max: 12 }).map((count) => new TaskStatus.Succeeded({ outputs: outputs(count) })),
-  FastCheck.constant(new TaskStatus.Failed({ code: "CONTENT_VIOLATION", message: "not allowed" }))
+  FastCheck.constant(new TaskStatus.Failed({ code: "CONTENT_VIOLATION", message: "not allowed" })),
+  FastCheck.constant(new TaskStatus.Cancelled({ code: "UserCancelled" }))
 )
 
 /** Every state reachable from `from` by allowed transitions, never passing through `avoid`. */
@@ -255,7 +256,7 @@ describe("TaskState.applyStatus", () => {
           const target = effect.patch.state!
           expect(target).not.toBe(state)
           expect(TaskState.canTransition(state, target)).toBe(true)
-          expect(effect._tag === "Finish").toBe(target === "succeeded" || target === "failed")
+          expect(effect._tag === "Finish").toBe(target === "succeeded" || target === "failed" || target === "cancelled")
           expect((effect.patch.resultUrls ?? []).length).toBeLessThanOrEqual(maxOutputs)
         }
       }
