@@ -22,6 +22,7 @@ import * as Stream from "effect/Stream"
 import { AccountLimits } from "./AccountLimits.js"
 import { CallbackUrls } from "./CallbackUrls.js"
 import { ResultStorage } from "./ResultStorage.js"
+import { SpendCap } from "./SpendCap.js"
 import * as Schedules from "./Schedules.js"
 import {
   CancelNotSupported,
@@ -183,7 +184,10 @@ const resolveSettings = (options: Options): ClientContext["settings"] => ({
   callbackFallbackIntervalMillis: Duration.toMillis(options.callbackFallbackInterval ?? Duration.seconds(60))
 })
 
-/** Builds a client from the provider, ledger, limits, result storage and callback URLs in context. */
+/**
+ * Builds a client from the provider, ledger, limits, result storage and callback URLs in context.
+ * A `SpendCap` in context, when there is one, is charged before any start is written or sent.
+ */
 export const make = (options: Options = {}): Effect.Effect<Service, never, Requirements | Scope.Scope> =>
   Effect.gen(function* () {
     const provider = yield* TaskProvider
@@ -193,6 +197,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
       limits: yield* AccountLimits,
       results: yield* ResultStorage,
       callbackUrls: yield* CallbackUrls,
+      spend: yield* Effect.serviceOption(SpendCap),
       owner: `${options.owner ?? "client"}-${yield* randomId(10)}`,
       settings: resolveSettings(options),
       events: yield* PubSub.unbounded<TaskEvent>(),
@@ -236,9 +241,12 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
         if (record.state === "succeeded") return yield* results.finish(record)
         const running = submitStates.includes(record.state)
           ? yield* submitter.recover(record, deadlineAt).pipe(
+              // Recovering a recorded row checks no input and reserves no spend: these cannot happen.
               Effect.catchTags({
                 InvalidInput: (error) => Effect.die(error),
-                IdempotencyConflict: (error) => Effect.die(error)
+                IdempotencyConflict: (error) => Effect.die(error),
+                SpendCapExceeded: (error) => Effect.die(error),
+                SpendCapUnmetered: (error) => Effect.die(error)
               })
             )
           : record

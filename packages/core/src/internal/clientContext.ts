@@ -13,6 +13,7 @@ import * as Runtime from "effect/Runtime"
 import type { AccountLimits } from "../AccountLimits.js"
 import type { CallbackUrls } from "../CallbackUrls.js"
 import type { ResultStorage } from "../ResultStorage.js"
+import type { SpendCap } from "../SpendCap.js"
 import * as Schedules from "../Schedules.js"
 import { type LedgerError, UnknownTask } from "../TaskError.js"
 import type { TaskEvent } from "../TaskEvent.js"
@@ -43,6 +44,8 @@ export interface ClientContext {
   readonly limits: AccountLimits["Type"]
   readonly results: ResultStorage["Type"]
   readonly callbackUrls: CallbackUrls["Type"]
+  /** The account's spend cap, when one is provided (`SpendCap` is optional: without it nothing is capped). */
+  readonly spend: Option.Option<SpendCap["Type"]>
   /** This client's name in leases: unique per client instance, so a restart never inherits a dead one's leases. */
   readonly owner: string
   readonly settings: Settings

@@ -30,6 +30,7 @@ import { TaskEvent } from "../TaskEvent.js"
 import { TaskHandle } from "../TaskHandle.js"
 import { sameInput, type TaskRecord } from "../TaskLedger.js"
 import type { Warning } from "../TaskProvider.js"
+import type { SpendCapExceeded, SpendCapUnmetered } from "../SpendCap.js"
 import { heldByOther, submitStates } from "../TaskState.js"
 import {
   type ClientContext,
@@ -45,6 +46,8 @@ import {
 /** Errors of starting a task. */
 export type StartError =
   | InvalidInput
+  | SpendCapExceeded
+  | SpendCapUnmetered
   | IdempotencyConflict
   | SubmitOutcomeUnknown
   | RetryLater
@@ -71,6 +74,8 @@ export interface Submitter {
   readonly resubmit: (record: TaskRecord) => Effect.Effect<TaskHandle, StartError>
   /** Finishes the submit of a row found `queued` or `sending` (joins it, follows it, sends it, or judges it). */
   readonly recover: (record: TaskRecord, deadlineAt?: number) => Effect.Effect<TaskRecord, StartError>
+  /** Gives a task's reserved spend back (nothing of it was ever sent). */
+  readonly refund: (taskKey: string) => Effect.Effect<void>
   /** Whether this process is submitting the task right now. */
   readonly isSubmitting: (taskKey: string) => Effect.Effect<boolean>
 }
@@ -101,11 +106,16 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
 
     const redacted = (error: { readonly message: string }) => context.redact(error.message)
 
+    /** Gives a task's spend back: its submit is proven never created. */
+    const refund = (taskKey: string) =>
+      Option.match(context.spend, { onNone: () => Effect.void, onSome: (spend) => spend.release(taskKey) })
+
     /** Ends a submit whose answer proves nothing was created but must not be retried. */
     const markRejected = (record: TaskRecord, error: ProviderError) =>
       write(context, record, { state: "rejected", failCode: error._tag, failMessage: redacted(error), ...noLease }).pipe(
         Effect.ignore,
         Effect.ensuring(limits.releaseTaskSlot(record.taskKey)),
+        Effect.ensuring(refund(record.taskKey)),
         Effect.zipRight(Metric.increment(context.metrics.failures))
       )
 
@@ -472,6 +482,16 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
             return handleOf(yield* fromExisting(existing.value, request.deadlineAt), prepared.warnings)
           }
         }
+        // The spend cap, before anything is written or sent: a start past it fails naming the cap.
+        if (Option.isSome(context.spend)) {
+          yield* context.spend.value.reserve({
+            taskKey,
+            providerId: provider.providerId,
+            modelId: provider.modelId,
+            billableSeconds: prepared.billableSeconds,
+            input: request.input
+          })
+        }
         const now = yield* Clock.currentTimeMillis
         const created = yield* ledger
           .create({
@@ -486,7 +506,11 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
             leaseOwner: context.owner,
             leaseExpiresAt: now + settings.submitLeaseMillis
           })
-          .pipe(Effect.catchTag("DuplicateRemoteId", (error) => Effect.die(error)))
+          .pipe(
+            Effect.catchTag("DuplicateRemoteId", (error) => Effect.die(error)),
+            Effect.tapError(() => refund(taskKey))
+          )
+        if (created._tag === "Existing") yield* refund(taskKey)
         const submitted =
           created._tag === "Existing"
             ? yield* fromExisting(created.record, request.deadlineAt)
@@ -504,6 +528,7 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
       start,
       resubmit,
       recover,
+      refund,
       isSubmitting: (taskKey) => Effect.map(FiberMap.has(running, taskKey), (has) => has)
     }
   })
