@@ -111,9 +111,9 @@ export const makeRouter = (
     const maxBodyBytes = config.maxBodyBytes ?? 64 * 1024
     const minIntervalMillis = Duration.toMillis(options.minConfirmInterval ?? Duration.seconds(5))
 
-    const answer = (taskKey: string, outcome: Outcome, status: number) => {
+    const answer = (taskKey: string, outcome: Outcome) => {
       options.onDelivery?.(taskKey, outcome)
-      return HttpServerResponse.unsafeJson({ outcome }, { status })
+      return answers[outcome]
     }
 
     /**
@@ -171,10 +171,13 @@ export const makeRouter = (
       const request = yield* HttpServerRequest.HttpServerRequest
       const params = yield* HttpRouter.params
       const taskKey = params.taskKey ?? ""
-      if (!verifyToken(config.secret, taskKey, params.token ?? "")) return answer(taskKey, "unauthorized", 401)
+      if (!verifyToken(config.secret, taskKey, params.token ?? "")) return answer(taskKey, "unauthorized")
       const body = yield* readCapped(request, maxBodyBytes)
-      if (Option.isNone(body)) return answer(taskKey, "too-large", 413)
-      if (body.value._tag === "Unreadable") return answer(taskKey, "unreadable", 400)
+      if (Option.isNone(body)) return answer(taskKey, "too-large")
+      if (body.value._tag === "Unreadable") return answer(taskKey, "unreadable")
+      // A body that is not JSON is refused here, before the ledger or the provider see it.
+      const json = parseJson(body.value.text)
+      if (json === unparsable) return answer(taskKey, "unreadable")
       const verify = client.provider.verifyCallback
       if (verify !== undefined) {
         // A signed provider's delivery must also carry its signature; a replay of a genuine one is a duplicate.
@@ -186,24 +189,22 @@ export const makeRouter = (
         }
         const verdict = yield* Effect.either(verify(delivery))
         if (verdict._tag === "Left") {
-          return verdict.left.reason === "replayed"
-            ? answer(taskKey, "duplicate", 200)
-            : answer(taskKey, "unauthorized", 401)
+          return verdict.left.reason === "replayed" ? answer(taskKey, "duplicate") : answer(taskKey, "unauthorized")
         }
       }
       const row = yield* Effect.orElseSucceed(ledger.get(taskKey), () => Option.none())
-      if (Option.isNone(row)) return answer(taskKey, "unknown-task", 404)
+      if (Option.isNone(row)) return answer(taskKey, "unknown-task")
       // Nothing a callback says can change a finished task: no status request for it.
-      if (isTerminal(row.value.state) && row.value.state !== "ambiguous") return answer(taskKey, "duplicate", 200)
-      if (yield* FiberMap.has(confirmations, taskKey)) return answer(taskKey, "duplicate", 200)
-      const hint = yield* parseHint(client, body.value.text)
+      if (isTerminal(row.value.state) && row.value.state !== "ambiguous") return answer(taskKey, "duplicate")
+      if (yield* FiberMap.has(confirmations, taskKey)) return answer(taskKey, "duplicate")
+      const hint = yield* parseHint(client, json)
       yield* FiberMap.run(
         confirmations,
         taskKey,
         confirm(taskKey, Option.getOrUndefined(Option.map(hint, (value) => value.remoteTaskId))),
         { onlyIfMissing: true }
       )
-      return answer(taskKey, "accepted", 200)
+      return answer(taskKey, "accepted")
     })
 
     return HttpRouter.empty.pipe(HttpRouter.post(routePath, handle))
@@ -212,14 +213,36 @@ export const makeRouter = (
 /** How far a provider's clock may be from ours when a callback's remote task is matched to an ambiguous submit. */
 const clockSkewMillis = 5 * 60_000
 
-const parseHint = (client: TaskClient["Type"], text: string) =>
-  Effect.gen(function* () {
-    const parse = client.provider.parseCallback
-    if (parse === undefined) return Option.none()
-    const json = yield* Effect.try(() => JSON.parse(text) as unknown).pipe(Effect.option)
-    if (Option.isNone(json)) return Option.none()
-    return yield* parse(json.value).pipe(Effect.option)
-  })
+// The answers are a handful of fixed bodies: built once, never serialized per delivery.
+const statusOf: Record<Outcome, number> = {
+  accepted: 200,
+  duplicate: 200,
+  unauthorized: 401,
+  "too-large": 413,
+  unreadable: 400,
+  "unknown-task": 404
+}
+const answers = Object.fromEntries(
+  Object.entries(statusOf).map(([outcome, status]) => [
+    outcome,
+    HttpServerResponse.text(JSON.stringify({ outcome }), { status, contentType: "application/json" })
+  ])
+) as Record<Outcome, HttpServerResponse.HttpServerResponse>
+
+const unparsable: unique symbol = Symbol("unparsable")
+/** The body as JSON, or `unparsable`: a plain try, as the rejection path should cost nothing. */
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return unparsable
+  }
+}
+
+const parseHint = (client: TaskClient["Type"], json: unknown) => {
+  const parse = client.provider.parseCallback
+  return parse === undefined ? Effect.succeedNone : Effect.option(parse(json))
+}
 
 /** Serves the callback router on the `HttpServer` in context (e.g. `NodeHttpServer.layer(createServer, { port })`). */
 export const layerServe = (

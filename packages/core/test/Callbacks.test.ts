@@ -245,6 +245,27 @@ describe("Callbacks", () => {
     )
   )
 
+  it.scoped("refuses a body that is not JSON with 400, before the ledger or the provider are asked", () =>
+    withStack(
+      () => ({ statuses: [success] }),
+      (confirmations) =>
+        Effect.gen(function* () {
+          const client = yield* TaskClient.TaskClient
+          yield* client.start(input, { taskKey: "tk_garbled" })
+          // Refused before the task is looked up: an unknown task's garbled body is a 400 too, not a 404.
+          const garbled = yield* post("tk_garbled", "{not json")
+          const unknown = yield* post("tk_nobody", "{not json")
+          expect([garbled, unknown]).toEqual([
+            { status: 400, body: { outcome: "unreadable" } },
+            { status: 400, body: { outcome: "unreadable" } }
+          ])
+          expect(yield* Queue.size(confirmations)).toBe(0)
+          expect((yield* recording).statusCalls).toHaveLength(0)
+          expect((yield* client.lookup("tk_garbled")).state).toBe("submitted")
+        })
+    )
+  )
+
   it.scoped("600 replays of one callback URL cost at most one status request per minConfirmInterval", () =>
     withStack(
       () => ({ statuses: [processing] }),
