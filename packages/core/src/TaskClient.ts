@@ -410,7 +410,12 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
           // The submit may be on the wire: learn what it became (join it here, follow it
           // elsewhere, or judge a dead holder's), then cancel that, rather than wait for the task.
           const sent = yield* submitter.recover(record, yield* deadlineOf({})).pipe(
-            Effect.catchTag("IdempotencyConflict", (error) => Effect.die(error))
+            // Recovering a recorded row checks no idempotency key and reserves no spend.
+            Effect.catchTags({
+              IdempotencyConflict: (error) => Effect.die(error),
+              SpendCapExceeded: (error) => Effect.die(error),
+              SpendCapUnmetered: (error) => Effect.die(error)
+            })
           )
           return yield* cancel(sent.taskKey)
         }
