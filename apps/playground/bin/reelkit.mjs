@@ -24,5 +24,16 @@ else {
   } catch (error) {
     await fromSources(`the bundle could not be built: ${error instanceof Error ? error.message.split("\n")[0] : error}`)
   }
-  if (entry !== undefined) await import(pathToFileURL(entry).href)
+  if (entry !== undefined) {
+    try {
+      await import(pathToFileURL(entry).href)
+    } catch (error) {
+      // Node would print the failing line of a minified chunk: one sentence says more.
+      const message = error instanceof Error ? error.message.split("\n")[0] : String(error)
+      process.stderr.write(
+        `reelkit: the CLI failed to start (${message}); REELKIT_FROM_SOURCES=1 runs it from the sources, with a stack trace.\n`
+      )
+      process.exitCode = 1
+    }
+  }
 }

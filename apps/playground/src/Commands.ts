@@ -28,13 +28,16 @@ const printErr = (text: string) => Effect.sync(() => void process.stderr.write(`
 /** Builds the playground's layers and runs `body` in them; says once when the fake server is used. */
 const withPlayground = <A, E>(
   body: Effect.Effect<A, E, Playground.Services>,
-  options: { readonly useCallbacks?: boolean | undefined } = {}
+  options: { readonly useCallbacks?: boolean | undefined; readonly probe?: boolean | undefined } = {}
 ) =>
   Effect.gen(function* () {
     const settings = yield* Reachability.checkedSettings
     // Against apixo (or APIXO_BASE_URL), a server that cannot be reached fails now, in seconds,
-    // rather than after every retry of the first request.
-    if (Option.isSome(settings.apiKey)) yield* Reachability.probe(Option.getOrElse(settings.baseUrl, () => apixoUrl))
+    // rather than after every retry of the first request. `serve` starts regardless: it outlives
+    // an outage and reports errors per task.
+    if (Option.isSome(settings.apiKey) && options.probe !== false) {
+      yield* Reachability.probe(Option.getOrElse(settings.baseUrl, () => apixoUrl))
+    }
     return yield* body.pipe(
       Effect.mapError((error) =>
         Option.isNone(settings.apiKey) && (error as { _tag?: string })._tag === "TaskNotFound"
@@ -345,6 +348,6 @@ export const serve = (flags: { readonly port: number; readonly host: string }): 
           host: flags.host,
           onListening: (url) => process.stderr.write(`reelkit: serving ${url}\n`)
         }),
-        { useCallbacks: true }
+        { useCallbacks: true, probe: false }
       )
   )

@@ -20,6 +20,10 @@ Effect.runPromise(
     assert.equal(tooLarge.left._tag, "ArtifactTooLarge")
     assert.equal(typeof S3Store.layer, "function")
     assert.equal(S3Store.maxObjectBytes, 5 * 1024 * 1024 * 1024)
+    // The account-budget subpaths resolve to their CommonJS builds (loading needs the optional peers).
+    for (const name of ["SqliteAccountLimits", "PgAccountLimits", "RedisAccountLimits"]) {
+      assert.match(require.resolve(`@reelkit/storage/${name}`), new RegExp(`cjs/${name}\\.js$`))
+    }
   })
 )
   .then(() => console.log("@reelkit/storage CJS ok"))

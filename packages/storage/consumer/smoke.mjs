@@ -42,6 +42,10 @@ try {
   const require = createRequire(import.meta.url)
   assert.match(require.resolve("@reelkit/storage/SqliteLedger"), /SqliteLedger\.js$/)
   assert.match(require.resolve("@reelkit/storage/PgLedger"), /PgLedger\.js$/)
+  // So do the account-budget subpaths (SQL peers, or ioredis for Redis).
+  for (const name of ["SqliteAccountLimits", "PgAccountLimits", "RedisAccountLimits"]) {
+    assert.match(require.resolve(`@reelkit/storage/${name}`), new RegExp(`${name}\\.js$`))
+  }
   console.log("@reelkit/storage ESM ok")
 } finally {
   rmSync(root, { recursive: true, force: true })

@@ -49,9 +49,9 @@ const takeRequestLua = `${waitersLua}
 local meta, requests, queue, untils = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local holder, now, window, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local grace, turnPoll, more = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == "1"
--- Request times never go back (a delayed caller counts as the newest request's time).
+-- Request times never go back, within one window (see sqlLimits.monotonic).
 local newest = redis.call("ZRANGE", requests, -1, -1, "WITHSCORES")
-if newest[2] ~= nil and tonumber(newest[2]) > now then now = tonumber(newest[2]) end
+if newest[2] ~= nil and tonumber(newest[2]) > now and tonumber(newest[2]) - now <= window then now = tonumber(newest[2]) end
 local seq = tonumber(redis.call("HGET", meta, "seq") or "0")
 local paused = tonumber(redis.call("HGET", meta, "paused_until") or "0")
 if paused > now then return wait(queue, untils, holder, seq, now, paused - now, grace) end

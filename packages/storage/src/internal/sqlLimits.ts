@@ -105,6 +105,16 @@ export const migrate: Effect.Effect<void, StoreError, SqlClient.SqlClient> = Eff
 
 const num = (value: unknown): number => (value === null || value === undefined ? 0 : Number(value))
 
+/**
+ * Request times never go back: a caller whose clock reading is older than the newest request (it
+ * was delayed after reading it, or its clock lags a little) is counted at the newest request's
+ * time, so it never sees a window that a caller further ahead has already trimmed. Only within one
+ * window: a clock that far behind is a clock out of sync, and following it would pin every
+ * process to the future.
+ */
+export const monotonic = (callerNow: number, newest: number, windowMillis: number): number =>
+  newest > callerNow && newest - callerNow <= windowMillis ? newest : callerNow
+
 /** The AccountLimits backend on the SQL client in context, for `settings.account`. */
 export const makeBackend = (settings: Settings): Effect.Effect<Backend, StoreError, SqlClient.SqlClient> =>
   Effect.gen(function* () {
@@ -154,12 +164,9 @@ export const makeBackend = (settings: Settings): Effect.Effect<Backend, StoreErr
     const takeRequest: Backend["takeRequest"] = (holder, callerNow, more) =>
       Effect.gen(function* () {
         const { pausedUntil, seq } = yield* lockAccount
-        // Request times never go back: a caller whose clock reading is older than the newest
-        // request (it was delayed, or its clock lags) counts as now, so that it never sees a
-        // window emptied by a caller further ahead.
         const [latest] = yield* sql<{ newest: unknown }>`SELECT MAX(taken_at) AS newest FROM ${sql(requests)}
           WHERE account = ${account}`
-        const now = Math.max(callerNow, num(latest?.newest))
+        const now = monotonic(callerNow, num(latest?.newest), settings.windowMillis)
         if (pausedUntil > now) return yield* wait("request", holder, seq, now, pausedUntil - now)
         yield* sql`DELETE FROM ${sql(requests)} WHERE account = ${account} AND taken_at <= ${now - settings.windowMillis}`
         const [window] = yield* sql<{ count: unknown; oldest: unknown }>`SELECT COUNT(*) AS count,
