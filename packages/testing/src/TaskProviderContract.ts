@@ -3,8 +3,9 @@
  * and bad start requests with `InvalidInput` and turns good ones into a JSON wire request that
  * survives the ledger's storage, the same one every time; `submit` of that stored wire request
  * returns a remote id; `status` of an unknown id is `TaskNotFound`; a submitted task ends
- * `Succeeded` with outputs; hints are sane; a callback parser rejects what is not a callback; and
- * `redact`, when present, removes the provider's secret. Register it in a vitest file with
+ * `Succeeded` with outputs; hints are sane; a callback verifier refuses an unsigned delivery; a
+ * cancel leaves the task `Cancelled` or fails with a typed error; a callback parser rejects what
+ * is not a callback; and `redact`, when present, removes the provider's secret. Register it in a vitest file with
  * `TaskProviderContract.suite("MyProvider", () => myLayer, options, EffectVitest)`, or run `cases`
  * with any runner. Assertions use `node:assert`, so only the registration needs `@effect/vitest`.
  *
@@ -214,6 +215,44 @@ export const cases = (options: Options): ReadonlyArray<Case> => [
         const plain = "a task failed: CONTENT_VIOLATION"
         assert.equal(redact(plain), plain, "redact must leave text without secrets unchanged")
       }
+    })
+  },
+  {
+    name: "verifyCallback, when supported, refuses an unsigned delivery with CallbackRejected",
+    run: Effect.gen(function* () {
+      const service = yield* provider
+      if (service.verifyCallback === undefined) return
+      const result = yield* Effect.either(
+        service.verifyCallback({
+          method: "POST",
+          url: "https://hooks.example/callbacks/contract/token",
+          headers: { "content-type": "application/json" },
+          body: "{}"
+        })
+      )
+      assert.ok(Either.isLeft(result), "verifyCallback accepted a delivery without any signature")
+      assert.ok(
+        result.left instanceof TaskError.CallbackRejected,
+        `expected CallbackRejected, got ${String((result.left as { _tag?: string })._tag)}`
+      )
+    })
+  },
+  {
+    name: "cancel, when supported, of a task just submitted leaves it Cancelled, or fails with a typed error",
+    run: Effect.gen(function* () {
+      const service = yield* provider
+      if (service.cancel === undefined) return
+      const { remoteTaskId } = yield* submitValid(options, "contract-cancel")
+      const cancelled = yield* Effect.either(service.cancel(remoteTaskId))
+      if (Either.isLeft(cancelled)) {
+        assert.ok(
+          TaskError.isProviderError(cancelled.left),
+          `cancel failed with an untyped error: ${String(cancelled.left)}`
+        )
+        return
+      }
+      const status = yield* service.status(remoteTaskId)
+      assert.equal(status._tag, "Cancelled", `a cancelled task must read Cancelled, got ${status._tag}`)
     })
   },
   {
