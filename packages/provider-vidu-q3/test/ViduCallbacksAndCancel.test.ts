@@ -217,6 +217,32 @@ describe("cancel", () => {
       })
   )
 
+  it.scoped(
+    "on Vidu: a task cancelled elsewhere (Vidu's console) ends its waiter with TaskCancelled at the next poll",
+    () =>
+      Effect.gen(function* () {
+        const { client, fake } = yield* setup({}, Duration.seconds(3))
+        const handle = yield* client.start(input, { taskKey: "tk_console" })
+        const waiting = yield* Effect.fork(client.wait(handle))
+        // Someone cancels it with the same account, outside this client.
+        const answer = yield* Effect.promise(() =>
+          fetch(`${fake.url}/tasks/${handle.remoteTaskId}/cancel`, {
+            method: "POST",
+            headers: { authorization: `Token ${Redacted.value(fake.apiKey)}`, "content-type": "application/json" },
+            body: JSON.stringify({ id: handle.remoteTaskId })
+          }).then((response) => response.status)
+        )
+        expect(answer).toBe(200)
+        yield* TestClock.adjust(Duration.seconds(3))
+        const exit = yield* Fiber.await(waiting)
+        expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error).toBeInstanceOf(
+          TaskError.TaskCancelled
+        )
+        const row = yield* client.lookup("tk_console")
+        expect([row.state, row.failCode]).toEqual(["cancelled", "UserCancelled"])
+      })
+  )
+
   it.scoped("on Vidu: a task already generating is refused by Vidu (RequestRejected) and stays in flight", () =>
     Effect.gen(function* () {
       const { client } = yield* setup({}, Duration.seconds(6))
