@@ -17,7 +17,7 @@ import { readFile } from "node:fs/promises"
 import * as Http from "node:http"
 import type * as FakeApixo from "../FakeApixo.js"
 import { findSampleVideo } from "./fakeApixoFixture.js"
-import { listen, makeWaiters, maxInWindow, sleepUntil } from "./fakeServerKit.js"
+import { type Answer, listen, makeWaiters, maxInWindow, sleepUntil, writeAnswer } from "./fakeServerKit.js"
 import { FaultRules } from "./faultRules.js"
 
 const maxBodyBytes = 1024 * 1024
@@ -25,21 +25,6 @@ const maxBodyBytes = 1024 * 1024
 type MutableRequest = {
   -readonly [K in keyof FakeApixo.RequestRecord]: FakeApixo.RequestRecord[K]
 }
-
-/** What a handler decided to answer, written once any `slow` delay has passed. */
-type Answer =
-  | {
-      readonly _tag: "Json"
-      readonly status: number
-      readonly body: string
-      readonly headers?: Http.OutgoingHttpHeaders
-    }
-  | { readonly _tag: "Reset" }
-  | {
-      readonly _tag: "Video"
-      readonly head: boolean
-      readonly truncateAt: number | undefined
-    }
 
 const envelope = (code: number, message: string, data: unknown = null): string =>
   JSON.stringify({ code, message, data })
@@ -489,33 +474,8 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
 
     // ---- the request handler ---------------------------------------------------------------
 
-    const write = (request: Http.IncomingMessage, response: Http.ServerResponse, answer: Answer) => {
-      if (response.headersSent || response.destroyed) return undefined
-      switch (answer._tag) {
-        case "Reset":
-          request.socket.destroy()
-          return undefined
-        case "Json":
-          response.writeHead(answer.status, {
-            "content-type": "application/json; charset=utf-8",
-            "content-length": Buffer.byteLength(answer.body),
-            ...answer.headers
-          })
-          response.end(answer.body)
-          return answer.status
-        case "Video":
-          response.writeHead(200, { "content-type": "video/mp4", "content-length": video.length })
-          if (answer.head) {
-            response.end()
-          } else if (answer.truncateAt !== undefined) {
-            // Flush the announced headers and part of the body, then cut the connection.
-            response.write(video.subarray(0, answer.truncateAt), () => response.destroy())
-          } else {
-            response.end(video)
-          }
-          return 200
-      }
-    }
+    const write = (request: Http.IncomingMessage, response: Http.ServerResponse, answer: Answer) =>
+      writeAnswer(request, response, answer, video)
 
     const handle = (request: Http.IncomingMessage, response: Http.ServerResponse) =>
       Effect.gen(function* () {

@@ -1,6 +1,7 @@
-// Pieces both fake servers (apixo, Vidu) are built from: listening on a socket in a scope, waiting
-// on recorded events without time, sleeping until an absolute Clock time, and the sliding-window
-// request count their "never over the limit" checks read.
+// Pieces both fake servers (apixo, Vidu) are built from: listening on a socket in a scope, writing
+// an answer (JSON, a reset, a whole or truncated video), waiting on recorded events without time,
+// sleeping until an absolute Clock time, and the sliding-window request count their "never over
+// the limit" checks read.
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -75,4 +76,56 @@ export const maxInWindow = (timesByKey: Iterable<Array<number>>, windowMillis: n
     }
   }
   return max
+}
+
+/** What a fake's handler decided to answer, written once any `slow` delay has passed. */
+export type Answer =
+  | {
+      readonly _tag: "Json"
+      readonly status: number
+      readonly body: string
+      readonly headers?: Http.OutgoingHttpHeaders
+    }
+  | { readonly _tag: "Reset" }
+  | {
+      readonly _tag: "Video"
+      readonly head: boolean
+      readonly truncateAt: number | undefined
+    }
+
+/**
+ * Writes an answer (once: nothing when the response is already under way or gone); returns the
+ * HTTP status sent, or undefined for a destroyed connection. A truncated video announces its whole
+ * length, sends part of it and then cuts the connection.
+ */
+export const writeAnswer = (
+  request: Http.IncomingMessage,
+  response: Http.ServerResponse,
+  answer: Answer,
+  video: Uint8Array
+): number | undefined => {
+  if (response.headersSent || response.destroyed) return undefined
+  switch (answer._tag) {
+    case "Reset":
+      request.socket.destroy()
+      return undefined
+    case "Json":
+      response.writeHead(answer.status, {
+        "content-type": "application/json; charset=utf-8",
+        "content-length": Buffer.byteLength(answer.body),
+        ...answer.headers
+      })
+      response.end(answer.body)
+      return answer.status
+    case "Video":
+      response.writeHead(200, { "content-type": "video/mp4", "content-length": video.length })
+      if (answer.head) {
+        response.end()
+      } else if (answer.truncateAt !== undefined) {
+        response.write(video.subarray(0, answer.truncateAt), () => response.destroy())
+      } else {
+        response.end(video)
+      }
+      return 200
+  }
 }

@@ -18,7 +18,7 @@ import type * as FakeApixo from "../FakeApixo.js"
 import type * as FakeVidu from "../FakeVidu.js"
 import { readBody } from "./fakeApixoServer.js"
 import { findSampleVideo } from "./fakeApixoFixture.js"
-import { listen, makeWaiters, maxInWindow, sleepUntil } from "./fakeServerKit.js"
+import { type Answer, listen, makeWaiters, maxInWindow, sleepUntil, writeAnswer } from "./fakeServerKit.js"
 import { FaultRules } from "./faultRules.js"
 
 const minute = 60_000
@@ -26,16 +26,6 @@ const apiPrefix = "/ent/v2"
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 type Task = Mutable<FakeVidu.TaskRecord> & { readonly token: string }
-
-type Answer =
-  | {
-      readonly _tag: "Json"
-      readonly status: number
-      readonly body: string
-      readonly headers?: Http.OutgoingHttpHeaders
-    }
-  | { readonly _tag: "Reset" }
-  | { readonly _tag: "Video"; readonly head: boolean; readonly truncateAt: number | undefined }
 
 const ok = (body: unknown): Answer => ({ _tag: "Json", status: 200, body: JSON.stringify(body) })
 
@@ -591,29 +581,8 @@ export const make = <E>(options: FakeVidu.Options, deps: Deps<E>): Effect.Effect
         }
       })
 
-    const write = (request: Http.IncomingMessage, response: Http.ServerResponse, answer: Answer) => {
-      if (response.headersSent || response.destroyed) return undefined
-      switch (answer._tag) {
-        case "Reset":
-          request.socket.destroy()
-          return undefined
-        case "Json":
-          response.writeHead(answer.status, {
-            "content-type": "application/json; charset=utf-8",
-            "content-length": Buffer.byteLength(answer.body),
-            ...answer.headers
-          })
-          response.end(answer.body)
-          return answer.status
-        case "Video":
-          response.writeHead(200, { "content-type": "video/mp4", "content-length": video.length })
-          if (answer.head) response.end()
-          else if (answer.truncateAt !== undefined)
-            response.write(video.subarray(0, answer.truncateAt), () => response.destroy())
-          else response.end(video)
-          return 200
-      }
-    }
+    const write = (request: Http.IncomingMessage, response: Http.ServerResponse, answer: Answer) =>
+      writeAnswer(request, response, answer, video)
 
     const handle = (request: Http.IncomingMessage, response: Http.ServerResponse) =>
       Effect.gen(function* () {
