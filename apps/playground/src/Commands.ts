@@ -4,9 +4,7 @@
  * layers (`Playground.layer`) once, does its work through `TaskClient`, and prints readable lines
  * or, with `--json`, JSON on stdout; progress and notes go to stderr.
  */
-import { ApixoModel } from "@reelkit/apixo"
-import { TaskClient, TaskError, TaskLedger } from "@reelkit/core"
-import { ViduQ3 } from "@reelkit/provider-vidu-q3"
+import { TaskClient, TaskError, TaskLedger, TaskState } from "@reelkit/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -100,7 +98,7 @@ const followTask = (reference: string, waitOptions: TaskClient.WaitOptions, asJs
     const { pollPlan } = yield* Playground.Playground
     const record = yield* client.lookup(reference)
     // A task already at its end has nothing to follow: no replay of the states it went through.
-    const outcome = TaskLedger.isTerminalState(record.state)
+    const outcome = TaskState.isTerminal(record.state)
       ? Either.right(undefined)
       : yield* Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
@@ -192,37 +190,27 @@ export const inputOfFlags = (flags: GenerateFlags) =>
     })
   })
 
-const isHttpUrl = (text: string) => {
-  try {
-    const url = new URL(text)
-    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
-  } catch {
-    return false
-  }
-}
-
 /** `reelkit generate`. */
 export const generate = (flags: GenerateFlags): Effect.Effect<void, unknown> =>
   Effect.gen(function* () {
-    // Every check happens here, before any layer is built: invalid input never reaches the network.
     const input = yield* inputOfFlags(flags)
-    yield* ApixoModel.prepare(ViduQ3.model)(input)
     const callbackUrl = Option.getOrUndefined(flags.callbackUrl)
-    if (callbackUrl !== undefined && !isHttpUrl(callbackUrl)) {
-      return yield* Fields.invalid("callback_url", "must be an absolute http(s) URL")
-    }
     const provider = Option.getOrUndefined(flags.provider)
-    yield* approveCost(input as unknown as Cost.Priceable, flags.yes)
+    const providerOptions = provider === undefined ? undefined : { provider }
     const waitOptions = waitOptionsOf(flags)
 
     yield* withPlayground(
       Effect.gen(function* () {
         const client = yield* TaskClient.TaskClient
+        // The provider's gate is the one validation: the CLI only renders its field errors. It
+        // runs before the cost question (and again inside start): nothing is written or sent.
+        yield* client.provider.prepare({ input, callbackUrl, options: providerOptions })
+        yield* approveCost(input as unknown as Cost.Priceable, flags.yes)
         const handle = yield* client
           .start(input, {
             idempotencyKey: Option.getOrUndefined(flags.idempotencyKey),
             callbackUrl,
-            providerOptions: provider === undefined ? undefined : { provider }
+            providerOptions
           })
           .pipe(Effect.onInterrupt(() => printErr(submitInterrupted)))
         if (flags.noWait) {

@@ -5,7 +5,16 @@
  * `REELKIT_HOME`, and one `TaskClient` over them.
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { type ArtifactStore, Callbacks, TaskClient, TaskError, type TaskLedger, type TaskProvider } from "@reelkit/core"
+import {
+  type AccountLimits,
+  type ArtifactStore,
+  CallbackUrls,
+  ResultStorage,
+  TaskClient,
+  TaskError,
+  type TaskLedger,
+  type TaskProvider
+} from "@reelkit/core"
 import { ViduQ3, ViduQ3Input } from "@reelkit/provider-vidu-q3"
 import * as FileSystemStore from "@reelkit/storage/FileSystemStore"
 import { FakeApixo } from "@reelkit/testing"
@@ -76,6 +85,7 @@ export type Services =
   | TaskLedger.TaskLedger
   | ArtifactStore.ArtifactStore
   | TaskProvider.TaskProvider
+  | AccountLimits.AccountLimits
 
 /** Builds the wiring from the settings. Scoped: the fake server, the database and the HTTP pool close with it. */
 export const layer = (settings: Settings, options: LayerOptions = {}): Layer.Layer<Services, StartupError> =>
@@ -92,14 +102,18 @@ export const layer = (settings: Settings, options: LayerOptions = {}): Layer.Lay
       const base = Layer.mergeAll(
         provider,
         ledgerLayer(settings.home),
-        FileSystemStore.layer({ root }),
         // One budget for every process on this home (CLI runs and serve), in the ledger's file.
         Budget.limitsLayer(settings.home),
         Budget.spendCapLayer(settings.home, settings.pricing),
+        // Callback URLs are a capability of their own: only `serve` receives callbacks.
         options.useCallbacks === true && Option.isSome(settings.callbacks)
-          ? Callbacks.layerConfig(settings.callbacks.value)
-          : Layer.empty
-      ).pipe(Layer.provideMerge(NodeHttpClient.layerUndici))
+          ? CallbackUrls.layer(settings.callbacks.value).pipe(Layer.orDie)
+          : CallbackUrls.layerNone
+      ).pipe(
+        // Outputs are downloaded with the plain HTTP client into the file store, before their URLs expire.
+        Layer.provideMerge(ResultStorage.layer()),
+        Layer.provideMerge(Layer.merge(FileSystemStore.layer({ root }), NodeHttpClient.layerUndici))
+      )
       const playground = Layer.succeed(Playground, {
         settings,
         backend: { _tag: backend.fake ? "Fake" : "Apixo", baseUrl: backend.baseUrl },

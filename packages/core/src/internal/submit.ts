@@ -233,6 +233,19 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
           : Effect.void
       )
       const loop = Effect.gen(function* () {
+        if (current.request === undefined) {
+          // Only rows the gate recorded carry the exact request; sending anything else would be a guess.
+          const error = new InvalidInput({
+            path: "request",
+            rule: "is not recorded on this row (written by an older reelkit or by hand); start the task again"
+          })
+          yield* write(context, current, { state: "rejected", failCode: error._tag, failMessage: error.message, ...noLease }).pipe(
+            Effect.ignore
+          )
+          yield* limits.releaseTaskSlot(current.taskKey)
+          yield* refund(current.taskKey)
+          return yield* Effect.fail(error)
+        }
         for (let attempt = 1; ; attempt++) {
           yield* Effect.raceFirst(waitForBudget(current, attempt, deadlineAt), renewal)
           const now = yield* Clock.currentTimeMillis
