@@ -192,11 +192,12 @@ export const makeRouter = (
           return verdict.left.reason === "replayed" ? answer(taskKey, "duplicate") : answer(taskKey, "unauthorized")
         }
       }
+      // A confirmation already pending for this task takes this delivery in: a replay costs no ledger read.
+      if (yield* FiberMap.has(confirmations, taskKey)) return answer(taskKey, "duplicate")
       const row = yield* Effect.orElseSucceed(ledger.get(taskKey), () => Option.none())
       if (Option.isNone(row)) return answer(taskKey, "unknown-task")
       // Nothing a callback says can change a finished task: no status request for it.
       if (isTerminal(row.value.state) && row.value.state !== "ambiguous") return answer(taskKey, "duplicate")
-      if (yield* FiberMap.has(confirmations, taskKey)) return answer(taskKey, "duplicate")
       const hint = yield* parseHint(client, json)
       yield* FiberMap.run(
         confirmations,
