@@ -13,11 +13,12 @@
  */
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import { createHmac } from "node:crypto"
 import type * as FakeApixo from "./FakeApixo.js"
 import { fingerprint } from "./FakeApixo.js"
@@ -229,3 +230,26 @@ export const make = (options: Options = {}): Effect.Effect<Service, FakeViduErro
 /** A scoped layer running the fake; built in a test, it runs on that test's `TestClock`. */
 export const layer = (options: Options = {}): Layer.Layer<FakeVidu, FakeViduError> =>
   Layer.scoped(FakeVidu, make(options))
+
+/** A fake started from plain Node, with `close` to stop it. */
+export interface Running extends Service {
+  readonly close: () => Promise<void>
+}
+
+/** Starts the fake from plain Node, on the live clock. `close()` stops it. */
+export const start = (options: Options = {}): Promise<Running> =>
+  Effect.runPromise(
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const service = yield* make(options).pipe(
+        Scope.extend(scope),
+        Effect.onError(() => Scope.close(scope, Exit.void))
+      )
+      const close = () => Effect.runPromise(Scope.close(scope, Exit.void))
+      return Object.assign(service, { close }) as Running
+    }).pipe(Effect.either)
+  ).then((result) => {
+    // Reject with the FakeViduError itself, not Effect's FiberFailure wrapper.
+    if (result._tag === "Left") throw result.left
+    return result.right
+  })
