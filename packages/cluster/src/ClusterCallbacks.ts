@@ -16,6 +16,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as DurableDeferred from "@effect/workflow/DurableDeferred"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import { AccountLimits, ResultStorage, TaskLedger, TaskProvider, TaskState } from "@reelkit/core"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
 import * as Layer from "effect/Layer"
@@ -155,9 +156,25 @@ export const makeRouter = (
       const row = yield* ledger.get(taskKey).pipe(Effect.orElseSucceed(() => Option.none()))
       if (Option.isNone(row)) return answer(taskKey, "unknown-task", 404)
       if (finishedRemotely(row.value) && row.value.state !== "ambiguous") return answer(taskKey, "duplicate", 200)
-      // The submit's answer is not recorded yet (its runner may have died sending it): ask the
-      // provider to deliver again later, when the row is submitted or judged ambiguous.
-      if (TaskState.submitStates.includes(row.value.state)) return answer(taskKey, "not-yet", 503)
+      if (TaskState.submitStates.includes(row.value.state)) {
+        // Caught sending by a runner that is gone (its lease expired): it is ambiguous now, and
+        // this callback may be what resolves it. Otherwise the submit's answer is not recorded
+        // yet: ask the provider to deliver again later.
+        const now = yield* Clock.currentTimeMillis
+        const judged =
+          TaskState.recoveryOf(row.value, clusterOwner, now)._tag === "MarkAmbiguous"
+            ? yield* ledger
+                .transition(TaskLedger.fence(row.value, clusterOwner), {
+                  state: "ambiguous",
+                  failCode: "SubmitOutcomeUnknown",
+                  failMessage: "the runner stopped while the submit was in flight; it was not re-sent",
+                  leaseOwner: null,
+                  leaseExpiresAt: null
+                })
+                .pipe(Effect.option)
+            : Option.none()
+        if (Option.isNone(judged)) return answer(taskKey, "not-yet", 503)
+      }
       if (yield* FiberMap.has(confirmations, taskKey)) return answer(taskKey, "duplicate", 200)
       const claimed = yield* parseHint(text.value)
       yield* FiberMap.run(confirmations, taskKey, confirm(taskKey, claimed), { onlyIfMissing: true })
