@@ -174,8 +174,9 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
           case "Advance":
             return { ...effect.patch, ...renewal }
           case "Finish":
-            // A failed task is over here; a succeeded one keeps the lease while its outputs are stored.
-            return effect.patch.state === "failed" ? { ...effect.patch, ...noLease } : { ...effect.patch, ...renewal }
+            // A task over here (failed, cancelled) gives its lease back; a succeeded one keeps it
+            // while its outputs are stored.
+            return effect.patch.state !== "succeeded" ? { ...effect.patch, ...noLease } : { ...effect.patch, ...renewal }
         }
     }
     const leaseRenewal = (row: TaskRecord, now: number): TaskPatch | undefined =>
@@ -457,7 +458,7 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         const now = yield* Clock.currentTimeMillis
         const effect = applyStatus(row, redacted(status), statusContext(now))
         if (effect._tag !== "Advance" && effect._tag !== "Finish") return row
-        const patch = effect.patch.state === "succeeded" || effect.patch.state === "failed" ? { ...effect.patch, ...noLease } : effect.patch
+        const patch = isInFlight(effect.patch.state ?? row.state) ? effect.patch : { ...effect.patch, ...noLease }
         const updated = yield* write(context, row, patch).pipe(
           Effect.catchTags({
             StaleTransition: () => reread(row.taskKey),
