@@ -77,14 +77,27 @@ const writeFully = (fd: number, buffer: Uint8Array, length: number, position: nu
 const errorCode = (cause: unknown): string | undefined =>
   typeof cause === "object" && cause !== null ? (cause as { code?: string }).code : undefined
 
+// Rings given back by finished writers, kept for the next ones: a put then touches no new memory,
+// and a WebAssembly.Memory (which the garbage collector frees late) is not made per put.
+const spareRings = new Map<number, Array<ArrayBuffer>>()
+const maxSpareRings = 4
+
 /** Page-aligned staging memory, or none where WebAssembly is unavailable (node --jitless). */
 const alignedMemory = (bytes: number): ArrayBuffer | undefined => {
+  const spare = spareRings.get(bytes)?.pop()
+  if (spare !== undefined) return spare
   if (typeof WebAssembly === "undefined") return undefined
   try {
     return new WebAssembly.Memory({ initial: Math.ceil(bytes / wasmPage) }).buffer
   } catch {
     return undefined
   }
+}
+
+const giveBack = (memory: ArrayBuffer) => {
+  const spares = spareRings.get(memory.byteLength) ?? []
+  if (spares.length < maxSpareRings) spares.push(memory)
+  spareRings.set(memory.byteLength, spares)
 }
 
 /**
@@ -227,8 +240,11 @@ export const create = async (path: string, options: Options = {}): Promise<Write
         Fs.fstat(fd, { bigint: true }, (error, stats) => (error ? reject(error) : resolve(stats)))
       ),
     close: async () => {
+      if (closed) return
       closed = true
       for (const descriptor of descriptors.splice(0)) await close(descriptor)
+      // Only after every write ended (close follows flush or settle) and no write can start again.
+      if (memory !== undefined) giveBack(memory)
     },
     settle: async () => {
       await waiting?.catch(() => undefined)
