@@ -1,43 +1,53 @@
 /**
- * The account's shared budget in the playground: `AccountLimits` and `SpendCap` in the ledger's
- * SQLite file under `REELKIT_HOME`, so every CLI run and `serve` on one home spend one budget
- * (apixo's 60 requests a minute and 10 concurrent tasks) with no set-up; the spend cap from
- * `REELKIT_SPEND_CAP_*`, priced by `REELKIT_PRICING` when set. And `reelkit budget`.
+ * The accounts' shared budgets in the playground: `AccountLimits` and `SpendCap` in the ledger's
+ * SQLite file under `REELKIT_HOME`, one budget per account, named by the transport and a
+ * fingerprint of the key (`Registry.accountOf`): every CLI run and `serve` using one key spend one
+ * budget (its transport's limits, e.g. apixo's 60 requests a minute and 10 concurrent tasks) with
+ * no set-up, and two transports never share one. The spend cap comes from `REELKIT_SPEND_CAP_*`,
+ * priced by the pair's price table when set. And `reelkit budget`.
  */
 import { AccountLimits, SpendCap, type TaskError } from "@reelkit/core"
-import { ViduQ3, ViduQ3Input, ViduQ3Pricing } from "@reelkit/provider-vidu-q3"
+import type { ViduQ3Pricing } from "@reelkit/provider-vidu-q3"
 import * as SqliteAccountLimits from "@reelkit/storage/SqliteAccountLimits"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
+import * as Redacted from "effect/Redacted"
+import * as Registry from "./Registry.js"
 import * as Settings from "./Settings.js"
 
-/** The budget's name in the file: one per home (every key used from this home shares it). */
-export const account = "apixo"
+/** Which budget: the pair and the key it spends (the key is only fingerprinted). */
+export interface Account {
+  readonly entry: Registry.Entry
+  readonly apiKey: string
+}
 
-/** `AccountLimits` shared by every process on this home. */
-export const limitsLayer = (home: string): Layer.Layer<AccountLimits.AccountLimits, TaskError.LedgerError> =>
-  SqliteAccountLimits.layer({ filename: Settings.ledgerFile(home), account })
+/** The limits of an entry, as `AccountLimits` takes them. */
+const limitsOf = (entry: Registry.Entry) => ({
+  requestsPerWindow: entry.limits.requestsPerWindow,
+  window: Duration.seconds(entry.limits.windowSeconds),
+  concurrentTasks: entry.limits.concurrentTasks
+})
 
-const decodeInput = Schema.decodeUnknownOption(ViduQ3Input.ViduQ3Input)
+/** `AccountLimits` shared by every process using this account's key on this home. */
+export const limitsLayer = (
+  home: string,
+  account: Account
+): Layer.Layer<AccountLimits.AccountLimits, TaskError.LedgerError> =>
+  SqliteAccountLimits.layer({
+    ...limitsOf(account.entry),
+    filename: Settings.ledgerFile(home),
+    account: Registry.accountOf(account.entry, account.apiKey)
+  })
 
-// A Vidu Q3 task's price from the table, by its tier, resolution and duration.
-const priceWith =
-  (pricing: ViduQ3Pricing.ViduQ3Pricing) =>
-  (reservation: SpendCap.Reservation): SpendCap.Money | undefined =>
-    reservation.modelId !== ViduQ3.modelId
-      ? undefined
-      : Option.getOrUndefined(
-          Option.flatMap(decodeInput(reservation.input), (input) => ViduQ3Pricing.estimateCost(input, pricing))
-        )
-
-/** `SpendCap` shared by every process on this home, with the caps from `REELKIT_SPEND_CAP_*`. */
+/** `SpendCap` shared by every process using this account's key, with the caps from `REELKIT_SPEND_CAP_*`. */
 export const spendCapLayer = (
   home: string,
-  pricing: Option.Option<ViduQ3Pricing.ViduQ3Pricing>
+  account: Account,
+  pricing: Option.Option<ViduQ3Pricing.ViduQ3Pricing>,
+  priceOf: Registry.Wiring["priceOf"]
 ): Layer.Layer<SpendCap.SpendCap, TaskError.LedgerError | ConfigError.ConfigError> =>
   Layer.unwrapEffect(
     Effect.map(SpendCap.config(), (caps) =>
@@ -45,9 +55,19 @@ export const spendCapLayer = (
         ...caps,
         // The price table's currency is the caps' unless the caps name one.
         currency: caps.currency ?? Option.getOrUndefined(Option.map(pricing, (table) => table.currency)),
-        priceOf: Option.getOrUndefined(Option.map(pricing, priceWith)),
+        // Only this pair's model is priced by its table; another model's task is unpriced.
+        priceOf: Option.getOrUndefined(
+          Option.map(
+            pricing,
+            (table) =>
+              (reservation: SpendCap.Reservation): SpendCap.Money | undefined =>
+                reservation.modelId === account.entry.model
+                  ? Option.getOrUndefined(priceOf(reservation.input, table))
+                  : undefined
+          )
+        ),
         filename: Settings.ledgerFile(home),
-        account
+        account: Registry.accountOf(account.entry, account.apiKey)
       })
     )
   )
@@ -107,16 +127,30 @@ export const toLines = (budget: ReturnType<typeof toJson>): Array<string> => {
   return lines
 }
 
-/** `reelkit budget`: the shared budget left on this home (`--json` for the object). */
-export const budget = (flags: { readonly json: boolean }): Effect.Effect<void, unknown> =>
+/**
+ * `reelkit budget`: the budget left on this home for the pair's key (the fake's key when the
+ * pair's key is not set), `--json` for the object.
+ */
+export const budget = (flags: {
+  readonly json: boolean
+  readonly entry: Registry.Entry
+}): Effect.Effect<void, unknown> =>
   Effect.gen(function* () {
-    const settings = yield* Settings.settings
-    const layers = Layer.merge(limitsLayer(settings.home), spendCapLayer(settings.home, settings.pricing))
+    const settings = yield* Settings.settingsFor(flags.entry)
+    const wiring = yield* Effect.promise(flags.entry.load)
+    const account: Account = {
+      entry: flags.entry,
+      apiKey: Option.getOrElse(Option.map(settings.apiKey, Redacted.value), () => wiring.fakeApiKey)
+    }
+    const layers = Layer.merge(
+      limitsLayer(settings.home, account),
+      spendCapLayer(settings.home, account, settings.pricing, wiring.priceOf)
+    )
     const [snapshot, remaining] = yield* Effect.all([
       Effect.flatMap(AccountLimits.AccountLimits, (limits) => limits.snapshot),
       Effect.flatMap(SpendCap.SpendCap, (cap) => cap.remaining)
     ]).pipe(Effect.provide(layers))
-    const result = toJson(snapshot, Duration.toMillis(AccountLimits.apixoDefaults.window), remaining)
+    const result = toJson(snapshot, flags.entry.limits.windowSeconds * 1000, remaining)
     yield* Effect.sync(() =>
       process.stdout.write(`${flags.json ? JSON.stringify(result, null, 2) : toLines(result).join("\n")}\n`)
     )

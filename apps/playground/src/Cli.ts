@@ -15,6 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Fields from "./Fields.js"
 import { ExitWith, exitCodeOf } from "./Failure.js"
+import * as Registry from "./Registry.js"
 
 export { ExitWith } from "./Failure.js"
 
@@ -79,6 +80,23 @@ const pollOptions = {
   )
 }
 
+/** `--model` and `--transport`: which registry pair a command drives (the choices come from `Registry`). */
+const pairOptions = {
+  model: Options.choice("model", Registry.models).pipe(
+    Options.withDescription(`The model (${Registry.models.join(", ")}).`),
+    Options.withDefault(Registry.defaultEntry.model)
+  ),
+  transport: Options.choice("transport", Registry.transports).pipe(
+    Options.withDescription(
+      `How the model is reached: ${Registry.transports.join(" or ")} (default ${Registry.defaultEntry.transport}; for a recorded task, the transport it was sent on).`
+    ),
+    Options.optional
+  )
+}
+
+/** The parsed `--model` and `--transport`. */
+export type PairFlags = Command.Command.ParseConfig<typeof pairOptions>
+
 const yes = Options.boolean("yes").pipe(
   Options.withAlias("y"),
   Options.withDescription("Submit without asking, even above REELKIT_CONFIRM_ABOVE.")
@@ -96,10 +114,7 @@ const inputOptions = {
   mode: Options.choice("mode", Fields.modes).pipe(
     Options.withDescription("The Vidu Q3 mode (turbo modes are faster and cheaper; image modes need --image).")
   ),
-  model: Options.choice("model", [Fields.modelId]).pipe(
-    Options.withDescription(`The model (only ${Fields.modelId} for now).`),
-    Options.withDefault(Fields.modelId)
-  ),
+  ...pairOptions,
   resolution: choiceOf("resolution", "The video's resolution (the server's default when left out)."),
   duration: integerIn("duration", 1, 16, "a whole number of seconds").pipe(
     Options.withDescription("Seconds of video, 1 to 16 (billed per second; the server's default when left out)."),
@@ -162,7 +177,10 @@ export type EstimateFlags = Command.Command.ParseConfig<typeof inputOptions & { 
 /** The poll flags of `generate`, `wait`, `reconcile` and `resubmit`. */
 export type PollFlags = Command.Command.ParseConfig<typeof pollOptions>
 
-const task = Args.text({ name: "task" }).pipe(Args.withDescription("The task key (tk_...) or apixo's task id."))
+const task = Args.text({ name: "task" }).pipe(Args.withDescription("The task key (tk_...) or the provider's task id."))
+
+/** The flags of a command about one recorded task. */
+export type TaskFlags = PairFlags & { readonly task: string; readonly json: boolean }
 
 // ---- commands ---------------------------------------------------------------------------------
 
@@ -182,16 +200,24 @@ const estimate = Command.make(
 
 const status = Command.make(
   "status",
-  { task, json },
-  lazy(loadCommands, (commands, flags: { readonly task: string; readonly json: boolean }) => commands.status(flags))
-).pipe(Command.withDescription("Ask apixo for a task's status now, record it, and print the task."))
+  { task, json, ...pairOptions },
+  lazy(loadCommands, (commands, flags: TaskFlags) => commands.status(flags))
+).pipe(Command.withDescription("Ask the provider for a task's status now, record it, and print the task."))
+
+const cancel = Command.make(
+  "cancel",
+  { task, json, ...pairOptions },
+  lazy(loadCommands, (commands, flags: TaskFlags) => commands.cancel(flags))
+).pipe(
+  Command.withDescription(
+    "Cancel a task: a queued one is never sent, a running one is cancelled with the provider (exit 2 where the transport cannot cancel, e.g. apixo)."
+  )
+)
 
 const wait = Command.make(
   "wait",
-  { task, json, ...pollOptions },
-  lazy(loadCommands, (commands, flags: PollFlags & { readonly task: string; readonly json: boolean }) =>
-    commands.wait(flags)
-  )
+  { task, json, ...pollOptions, ...pairOptions },
+  lazy(loadCommands, (commands, flags: PollFlags & TaskFlags) => commands.wait(flags))
 ).pipe(Command.withDescription("Wait for a task to finish (e.g. after generate --no-wait) and store its result."))
 
 const list = Command.make(
@@ -205,8 +231,8 @@ const list = Command.make(
 
 const reconcile = Command.make(
   "reconcile",
-  { json, ...pollOptions },
-  lazy(loadCommands, (commands, flags: PollFlags & { readonly json: boolean }) => commands.reconcile(flags))
+  { json, ...pollOptions, ...pairOptions },
+  lazy(loadCommands, (commands, flags: PollFlags & PairFlags & { readonly json: boolean }) => commands.reconcile(flags))
 ).pipe(
   Command.withDescription(
     "Resume every unfinished task (after a crash or restart), wait for them, and report ambiguous ones (exit 1 while any remain)."
@@ -220,18 +246,18 @@ const resubmit = Command.make(
     noWait: Options.boolean("no-wait").pipe(Options.withDescription("Submit again, print the task and exit.")),
     yes,
     json,
-    ...pollOptions
+    ...pollOptions,
+    ...pairOptions
   },
   lazy(
     loadCommands,
     (
       commands,
-      flags: PollFlags & {
-        readonly task: string
-        readonly json: boolean
-        readonly noWait: boolean
-        readonly yes: boolean
-      }
+      flags: PollFlags &
+        TaskFlags & {
+          readonly noWait: boolean
+          readonly yes: boolean
+        }
     ) => commands.resubmit(flags)
   )
 ).pipe(
@@ -254,9 +280,15 @@ const listenOptions = (defaultPort: number) => ({
 
 const serve = Command.make(
   "serve",
-  listenOptions(3000),
-  lazy(loadCommands, (commands, flags: { readonly port: number; readonly host: string }) => commands.serve(flags))
-).pipe(Command.withDescription("Serve the web app: a form per mode, a live task list, task pages with the video."))
+  { ...listenOptions(3000), ...pairOptions },
+  lazy(loadCommands, (commands, flags: PairFlags & { readonly port: number; readonly host: string }) =>
+    commands.serve(flags)
+  )
+).pipe(
+  Command.withDescription(
+    "Serve the web app: a form per mode and pair, a live task list, task pages with the video (the pair given receives callbacks)."
+  )
+)
 
 const fakeApixo = Command.make(
   "fake-apixo",
@@ -296,21 +328,34 @@ const fakeApixo = Command.make(
 
 const budget = Command.make(
   "budget",
-  { json },
+  { json, ...pairOptions },
   lazy(
     () => import("./Budget.js"),
-    (module, flags: { readonly json: boolean }) => module.budget(flags)
+    (module, flags: PairFlags & { readonly json: boolean }) =>
+      Effect.flatMap(entryOf(flags), (entry) => module.budget({ json: flags.json, entry }))
   )
 ).pipe(
   Command.withDescription(
-    "Show the account budget left on this REELKIT_HOME: requests this minute, tasks in flight, and the spend cap today and this month."
+    "Show the budget left on this REELKIT_HOME for the pair's key: requests this minute, tasks in flight, and the spend cap today and this month."
   )
 )
 
 // ---- root -------------------------------------------------------------------------------------
 
 /** The subcommands, in help order. */
-const subcommands = [generate, estimate, status, wait, list, reconcile, resubmit, budget, serve, fakeApixo] as const
+const subcommands = [
+  generate,
+  estimate,
+  status,
+  wait,
+  cancel,
+  list,
+  reconcile,
+  resubmit,
+  budget,
+  serve,
+  fakeApixo
+] as const
 
 /** The names of the subcommands, in help order (for "did you mean" and the tests). */
 export const commandNames: ReadonlyArray<string> = subcommands.flatMap((subcommand) => [
@@ -319,7 +364,9 @@ export const commandNames: ReadonlyArray<string> = subcommands.flatMap((subcomma
 
 /** The `reelkit` command with its subcommands. */
 const command = Command.make("reelkit").pipe(
-  Command.withDescription("Generate videos with Vidu Q3 through apixo, durably (see apps/playground/README.md)."),
+  Command.withDescription(
+    "Generate videos with Vidu Q3 through apixo or the official Vidu API, durably (see apps/playground/README.md)."
+  ),
   Command.withSubcommands(subcommands)
 )
 
@@ -330,9 +377,26 @@ export const run: (argv: ReadonlyArray<string>) => Effect.Effect<void, unknown, 
     version: "0.0.0"
   })
 
+/**
+ * The registry pair of `--model` and `--transport` (the default transport when not given); a pair
+ * the registry lacks (a model on a transport that does not serve it) is an `InvalidInput`.
+ */
+export const entryOf = (flags: PairFlags): Effect.Effect<Registry.Entry, ReturnType<typeof Fields.invalid>> => {
+  const transport = Option.getOrElse(flags.transport, () => Registry.defaultEntry.transport)
+  const entry = Registry.find(flags.model, transport)
+  return entry === undefined
+    ? Effect.fail(
+        Fields.invalid(
+          "transport",
+          `does not serve ${flags.model} (the pairs are ${Registry.entries.map(Registry.nameOf).join(", ")})`
+        )
+      )
+    : Effect.succeed(entry)
+}
+
 /** The secrets messages must never show (read from the environment as the settings read them). */
 export const secrets = Effect.sync(() =>
-  [process.env.APIXO_API_KEY, process.env.REELKIT_CALLBACK_SECRET].filter(
+  [...Registry.entries.map((entry) => process.env[entry.keyVariable]), process.env.REELKIT_CALLBACK_SECRET].filter(
     (secret): secret is string => secret !== undefined && secret.trim() !== ""
   )
 )

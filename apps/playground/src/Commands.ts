@@ -1,42 +1,65 @@
 /**
- * The work of the commands that talk to apixo (generate, estimate, status, wait, reconcile,
- * resubmit, serve), loaded by `Cli.ts` only when one of them runs. Each builds the playground's
- * layers (`Playground.layer`) once, does its work through `TaskClient`, and prints readable lines
- * or, with `--json`, JSON on stdout; progress and notes go to stderr.
+ * The work of the commands that talk to a provider (generate, estimate, status, wait, cancel,
+ * reconcile, resubmit, serve), loaded by `Cli.ts` only when one of them runs. Each resolves its
+ * (model, transport) pair (`--model`/`--transport`; a recorded task's own pair), builds the
+ * playground's layers (`Playground.layer`) once, does its work through `TaskClient`, and prints
+ * readable lines or, with `--json`, JSON on stdout; progress, warnings and notes go to stderr.
  */
-import { ApixoModel } from "@reelkit/apixo"
-import { TaskClient, TaskError, TaskLedger } from "@reelkit/core"
-import { ViduQ3 } from "@reelkit/provider-vidu-q3"
+import { TaskClient, TaskError, TaskLedger, type TaskProvider, TaskState } from "@reelkit/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import * as Fs from "node:fs"
 import * as Readline from "node:readline/promises"
-import type { EstimateFlags, GenerateFlags, PollFlags } from "./Cli.js"
+import {
+  type EstimateFlags,
+  type GenerateFlags,
+  type PairFlags,
+  type PollFlags,
+  type TaskFlags,
+  entryOf
+} from "./Cli.js"
 import * as Cost from "./Cost.js"
-import { ExitCode, ExitWith, FakeForgotTask, SubmitRefused, exitCodeOfState } from "./Failure.js"
+import {
+  ExitCode,
+  ExitWith,
+  FakeForgotTask,
+  OtherTransport,
+  SubmitRefused,
+  exitCodeOfState,
+  speakFor
+} from "./Failure.js"
 import * as Fields from "./Fields.js"
 import * as Playground from "./Playground.js"
 import * as Progress from "./Progress.js"
 import * as Reachability from "./Reachability.js"
+import * as Registry from "./Registry.js"
+import * as Settings from "./Settings.js"
 import * as TaskSummary from "./TaskSummary.js"
 
 const printOut = (text: string) => Effect.sync(() => void process.stdout.write(`${text}\n`))
 const printErr = (text: string) => Effect.sync(() => void process.stderr.write(`${text}\n`))
 
-/** Builds the playground's layers and runs `body` in them; says once when the fake server is used. */
+/** Builds the pair's layers and runs `body` in them; says once per fake server used. */
 const withPlayground = <A, E>(
+  entry: Registry.Entry,
   body: Effect.Effect<A, E, Playground.Services>,
-  options: { readonly useCallbacks?: boolean | undefined; readonly probe?: boolean | undefined } = {}
+  options: {
+    readonly useCallbacks?: boolean | undefined
+    readonly probe?: boolean | undefined
+    readonly allPairs?: boolean | undefined
+  } = {}
 ) =>
   Effect.gen(function* () {
-    const settings = yield* Reachability.checkedSettings
-    // Against apixo (or APIXO_BASE_URL), a server that cannot be reached fails now, in seconds,
-    // rather than after every retry of the first request. `serve` starts regardless: it outlives
-    // an outage and reports errors per task.
+    speakFor(entry)
+    const settings = yield* Reachability.checkedSettings(entry)
+    // Against the service (or its base URL override), a server that cannot be reached fails now,
+    // in seconds, rather than after every retry of the first request. `serve` starts regardless:
+    // it outlives an outage and reports errors per task.
     if (Option.isSome(settings.apiKey) && options.probe !== false) {
-      yield* Reachability.probe(Option.getOrElse(settings.baseUrl, () => apixoUrl))
+      yield* Reachability.probe(Option.getOrElse(settings.baseUrl, () => entry.defaultBaseUrl))
     }
     return yield* body.pipe(
       Effect.mapError((error) =>
@@ -47,16 +70,48 @@ const withPlayground = <A, E>(
       Effect.provide(
         Playground.layer(settings, {
           useCallbacks: options.useCallbacks,
-          onFakeStarted: (url) =>
+          allPairs: options.allPairs,
+          onFakeStarted: (started, url) =>
             process.stderr.write(
-              `reelkit: APIXO_API_KEY is not set, so this run uses a fake apixo server in this process at ${url} (nothing is billed; every video is a sample clip).\n`
+              `reelkit: ${started.keyVariable} is not set, so ${Registry.nameOf(started)} uses a ${started.fakeName} server in this process at ${url} (nothing is billed; every video is a sample clip).\n`
             )
         })
       )
     )
   })
 
-const apixoUrl = "https://api.apixo.ai"
+/** The pair of a command that starts new work: `--model` and `--transport` (default apixo). */
+const newWorkEntry = (flags: PairFlags) => entryOf(flags)
+
+/**
+ * The pair of a recorded task: the one its row was sent on when `--transport` is not given; a
+ * `--transport` that names another pair is refused before anything is sent.
+ */
+const taskEntry = (flags: TaskFlags) =>
+  Effect.gen(function* () {
+    const { home } = yield* Settings.settings
+    const chosen = Option.isSome(flags.transport) ? Option.some(yield* entryOf(flags)) : Option.none()
+    // Read only when there is a ledger: a command about a task must not create one.
+    const row = Fs.existsSync(Settings.ledgerFile(home))
+      ? yield* Effect.flatMap(TaskLedger.TaskLedger, (ledger) =>
+          Effect.flatMap(ledger.get(flags.task), (byKey) =>
+            Option.isSome(byKey) ? Effect.succeed(byKey) : ledger.findByRemoteId(flags.task)
+          )
+        ).pipe(Effect.provide(Settings.ledgerLayer(home)))
+      : Option.none()
+    const recorded = Option.flatMap(row, (record) => Option.fromNullable(Registry.ofRecord(record)))
+    if (Option.isSome(chosen) && Option.isSome(recorded) && chosen.value !== recorded.value) {
+      return yield* new OtherTransport({
+        taskKey: Option.getOrThrow(row).taskKey,
+        given: chosen.value.transport,
+        recorded: recorded.value.transport
+      })
+    }
+    return Option.getOrElse(
+      Option.orElse(chosen, () => recorded),
+      () => Registry.defaultEntry
+    )
+  })
 
 // ---- options ----------------------------------------------------------------------------------
 
@@ -71,20 +126,33 @@ const waitOptionsOf = (flags: PollFlags): TaskClient.WaitOptions => ({
 
 // ---- printing ---------------------------------------------------------------------------------
 
-const printTasks = (records: ReadonlyArray<TaskLedger.TaskRecord>, asJson: "object" | "array" | false) =>
+const printTasks = (
+  records: ReadonlyArray<TaskLedger.TaskRecord>,
+  asJson: "object" | "array" | false,
+  warnings: ReadonlyArray<TaskProvider.Warning> = []
+) =>
   Effect.gen(function* () {
     const { settings } = yield* Playground.Playground
     const summaries = records.map((record) => TaskSummary.fromRecord(settings.home, record))
-    if (asJson === "object") return yield* printOut(JSON.stringify(summaries[0], null, 2))
+    // A field the transport could not carry is said on stderr and, with --json, in `warnings`.
+    for (const warning of warnings) yield* printErr(warningLine(warning))
+    if (asJson === "object") {
+      const summary = warnings.length === 0 ? summaries[0] : { ...summaries[0], warnings }
+      return yield* printOut(JSON.stringify(summary, null, 2))
+    }
     if (asJson === "array") return yield* printOut(JSON.stringify(summaries, null, 2))
     for (const [index, summary] of summaries.entries()) {
       yield* printOut(TaskSummary.toLines(summary, TaskSummary.detailsOf(records[index]!)).join("\n"))
     }
   })
 
+/** The line printed on stderr for a field the transport could not carry. */
+export const warningLine = (warning: TaskProvider.Warning): string =>
+  `reelkit: warning: ${warning.field} ${warning.message}.`
+
 /** The hint printed when a wait is stopped (Ctrl-C): the task goes on and can be picked up again. */
-export const resumeHint = (taskKey: string): string =>
-  `reelkit: stopped waiting for ${taskKey}; the task goes on at apixo. Resume with: reelkit wait ${taskKey}`
+export const resumeHint = (taskKey: string, serviceName = "apixo"): string =>
+  `reelkit: stopped waiting for ${taskKey}; the task goes on at ${serviceName}. Resume with: reelkit wait ${taskKey}`
 
 /** The hint printed when Ctrl-C stops a submit before it returned: the ledger knows what happened. */
 export const submitInterrupted =
@@ -94,13 +162,18 @@ export const submitInterrupted =
  * Follows a task to its end with progress on stderr, prints its row (also when it failed or the
  * deadline passed), and fails with the outcome's error. Stopped by Ctrl-C, it says how to resume.
  */
-const followTask = (reference: string, waitOptions: TaskClient.WaitOptions, asJson: boolean) =>
+const followTask = (
+  reference: string,
+  waitOptions: TaskClient.WaitOptions,
+  asJson: boolean,
+  warnings: ReadonlyArray<TaskProvider.Warning> = []
+) =>
   Effect.gen(function* () {
     const client = yield* TaskClient.TaskClient
-    const { pollPlan } = yield* Playground.Playground
+    const { pollPlan, entry } = yield* Playground.Playground
     const record = yield* client.lookup(reference)
     // A task already at its end has nothing to follow: no replay of the states it went through.
-    const outcome = TaskLedger.isTerminalState(record.state)
+    const outcome = TaskState.isTerminal(record.state)
       ? Either.right(undefined)
       : yield* Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
@@ -114,7 +187,7 @@ const followTask = (reference: string, waitOptions: TaskClient.WaitOptions, asJs
           }).pipe(Effect.either)
         })
     const final = yield* client.lookup(record.taskKey)
-    yield* printTasks([final], asJson ? "object" : false)
+    yield* printTasks([final], asJson ? "object" : false, warnings)
     // A refused submit fails the wait with a generic rejection; the row's failCode keeps why (key,
     // balance, input), which decides the exit code as it does for `status`.
     if (final.state === "rejected") {
@@ -133,10 +206,14 @@ const followTask = (reference: string, waitOptions: TaskClient.WaitOptions, asJs
       })
     }
     if (final.state === "ambiguous") {
-      yield* printErr(ambiguousAdvice(final))
+      yield* printErr(ambiguousAdvice(final, entry.serviceName))
       return yield* new ExitWith({ code: ExitCode.other })
     }
-  }).pipe(Effect.onInterrupt(() => printErr(resumeHint(reference))))
+  }).pipe(
+    Effect.onInterrupt(() =>
+      Effect.flatMap(Playground.Playground, ({ entry }) => printErr(resumeHint(reference, entry.serviceName)))
+    )
+  )
 
 // ---- cost and confirmation --------------------------------------------------------------------
 
@@ -153,7 +230,7 @@ const askOnTerminal = (question: string) =>
 /** Prints the cost line (when prices are configured) and asks for a yes above `REELKIT_CONFIRM_ABOVE`. */
 const approveCost = (input: Cost.Priceable, yes: boolean) =>
   Effect.gen(function* () {
-    const settings = yield* Playground.settings
+    const { settings } = yield* Playground.Playground
     const threshold = yield* Cost.confirmAbove
     const estimate = Cost.estimate(input, settings.pricing)
     if (Option.isSome(settings.pricing) || Option.isSome(threshold)) yield* printErr(Cost.line(estimate))
@@ -192,44 +269,37 @@ export const inputOfFlags = (flags: GenerateFlags) =>
     })
   })
 
-const isHttpUrl = (text: string) => {
-  try {
-    const url = new URL(text)
-    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
-  } catch {
-    return false
-  }
-}
-
 /** `reelkit generate`. */
 export const generate = (flags: GenerateFlags): Effect.Effect<void, unknown> =>
   Effect.gen(function* () {
-    // Every check happens here, before any layer is built: invalid input never reaches the network.
     const input = yield* inputOfFlags(flags)
-    yield* ApixoModel.prepare(ViduQ3.model)(input)
     const callbackUrl = Option.getOrUndefined(flags.callbackUrl)
-    if (callbackUrl !== undefined && !isHttpUrl(callbackUrl)) {
-      return yield* Fields.invalid("callback_url", "must be an absolute http(s) URL")
-    }
     const provider = Option.getOrUndefined(flags.provider)
-    yield* approveCost(input as unknown as Cost.Priceable, flags.yes)
+    const providerOptions = provider === undefined ? undefined : { provider }
     const waitOptions = waitOptionsOf(flags)
+    const entry = yield* newWorkEntry(flags)
 
     yield* withPlayground(
+      entry,
       Effect.gen(function* () {
         const client = yield* TaskClient.TaskClient
+        // The provider's gate is the one validation: the CLI only renders its field errors. It
+        // runs before the cost question (and again inside start): nothing is written or sent.
+        yield* client.provider.prepare({ input, callbackUrl, options: providerOptions })
+        yield* approveCost(input as unknown as Cost.Priceable, flags.yes)
         const handle = yield* client
           .start(input, {
             idempotencyKey: Option.getOrUndefined(flags.idempotencyKey),
             callbackUrl,
-            providerOptions: provider === undefined ? undefined : { provider }
+            providerOptions
           })
           .pipe(Effect.onInterrupt(() => printErr(submitInterrupted)))
+        const warnings = handle.warnings ?? []
         if (flags.noWait) {
           if (!flags.json) yield* printErr(`Submitted; run "reelkit wait ${handle.taskKey}" to wait for it.`)
-          return yield* printTasks([yield* client.lookup(handle.taskKey)], flags.json ? "object" : false)
+          return yield* printTasks([yield* client.lookup(handle.taskKey)], flags.json ? "object" : false, warnings)
         }
-        yield* followTask(handle.taskKey, waitOptions, flags.json)
+        yield* followTask(handle.taskKey, waitOptions, flags.json, warnings)
       })
     )
   })
@@ -237,7 +307,7 @@ export const generate = (flags: GenerateFlags): Effect.Effect<void, unknown> =>
 /** `reelkit estimate`: the cost from the price table; nothing is opened or sent. */
 export const estimate = (flags: EstimateFlags): Effect.Effect<void, unknown> =>
   Effect.gen(function* () {
-    const settings = yield* Playground.settings
+    const settings = yield* Settings.settingsFor(yield* newWorkEntry(flags))
     const result = Cost.estimate(
       {
         mode: flags.mode,
@@ -252,102 +322,142 @@ export const estimate = (flags: EstimateFlags): Effect.Effect<void, unknown> =>
   })
 
 /** `reelkit status`. */
-export const status = (flags: { readonly task: string; readonly json: boolean }): Effect.Effect<void, unknown> =>
-  withPlayground(
-    Effect.gen(function* () {
-      const client = yield* TaskClient.TaskClient
-      let record = yield* client.refresh(flags.task)
-      // The provider just reported success: store the outputs now rather than leave them to a later wait.
-      if (record.state === "succeeded") record = yield* client.wait(record.taskKey)
-      yield* printTasks([record], flags.json ? "object" : false)
-      if (record.state === "ambiguous") yield* printErr(ambiguousAdvice(record))
-      const code = exitCodeOfState(record.state, record.failCode)
-      if (code !== ExitCode.success) return yield* new ExitWith({ code })
-    })
+export const status = (flags: TaskFlags): Effect.Effect<void, unknown> =>
+  Effect.flatMap(taskEntry(flags), (entry) =>
+    withPlayground(
+      entry,
+      Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        let record = yield* client.refresh(flags.task)
+        // The provider just reported success: store the outputs now rather than leave them to a later wait.
+        if (record.state === "succeeded") record = yield* client.wait(record.taskKey)
+        yield* printTasks([record], flags.json ? "object" : false)
+        if (record.state === "ambiguous") yield* printErr(ambiguousAdvice(record, entry.serviceName))
+        const code = exitCodeOfState(record.state, record.failCode)
+        if (code !== ExitCode.success) return yield* new ExitWith({ code })
+      })
+    )
+  )
+
+/**
+ * `reelkit cancel`: a queued task is never sent, a running one is cancelled with the provider;
+ * exit 0 once the row reads cancelled. A transport without a cancel (apixo) is refused with
+ * `CancelNotSupported` (exit 2) before anything is sent; a task that ended first is printed as it ended.
+ */
+export const cancel = (flags: TaskFlags): Effect.Effect<void, unknown> =>
+  Effect.flatMap(taskEntry(flags), (entry) =>
+    withPlayground(
+      entry,
+      Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        const record = yield* client.cancel(flags.task)
+        yield* printTasks([record], flags.json ? "object" : false)
+        if (record.state === "cancelled") return
+        yield* printErr(`reelkit: ${record.taskKey} ended (${record.state}) before it could be cancelled.`)
+        const code = exitCodeOfState(record.state, record.failCode)
+        return yield* new ExitWith({ code: code === ExitCode.success ? ExitCode.other : code })
+      })
+    )
   )
 
 /** `reelkit wait`. */
-export const wait = (
-  flags: PollFlags & { readonly task: string; readonly json: boolean }
-): Effect.Effect<void, unknown> => withPlayground(followTask(flags.task, waitOptionsOf(flags), flags.json))
+export const wait = (flags: PollFlags & TaskFlags): Effect.Effect<void, unknown> =>
+  Effect.flatMap(taskEntry(flags), (entry) =>
+    withPlayground(entry, followTask(flags.task, waitOptionsOf(flags), flags.json))
+  )
 
 /** What to do about an ambiguous row, in one line. */
-export const ambiguousAdvice = (record: TaskLedger.TaskRecord): string => {
+export const ambiguousAdvice = (record: TaskLedger.TaskRecord, serviceName = "apixo"): string => {
   const input = (record.input ?? {}) as { readonly prompt?: unknown; readonly mode?: unknown }
   const prompt = typeof input.prompt === "string" ? ` with prompt "${input.prompt.slice(0, 60)}"` : ""
-  return `${record.taskKey} is ambiguous: its submit may or may not have reached apixo, so it was not sent again. Check apixo's dashboard for a ${String(input.mode ?? "")} task${prompt} created around ${new Date(record.createdAt).toISOString()}; if there is none, run "reelkit resubmit ${record.taskKey}".`
+  return `${record.taskKey} is ambiguous: its submit may or may not have reached ${serviceName}, so it was not sent again. Check ${serviceName}'s dashboard for a ${String(input.mode ?? "")} task${prompt} created around ${new Date(record.createdAt).toISOString()}; if there is none, run "reelkit resubmit ${record.taskKey}".`
 }
 
 /** `reelkit reconcile`: resumes every unfinished task; exits 1 while any ambiguous row remains. */
-export const reconcile = (flags: PollFlags & { readonly json: boolean }): Effect.Effect<void, unknown> =>
-  withPlayground(
-    Effect.gen(function* () {
-      const client = yield* TaskClient.TaskClient
-      const ledger = yield* TaskLedger.TaskLedger
-      if (!flags.json) yield* printErr("Resuming every unfinished task in the ledger...")
-      const summary = yield* client.reconcile(waitOptionsOf(flags))
-      // Rows left ambiguous by earlier runs too: each needs the user's decision until resubmitted.
-      const ambiguous = yield* ledger.list({ states: ["ambiguous"] })
-      const keys = [
-        ...new Set([
-          ...summary.completed,
-          ...summary.failed,
-          ...summary.unfinished.map((entry) => entry.taskKey),
-          ...summary.ambiguous,
-          ...ambiguous.map((record) => record.taskKey)
-        ])
-      ]
-      const records = yield* Effect.forEach(keys, (key) => client.lookup(key))
-      if (flags.json) yield* printTasks(records, "array")
-      else if (records.length === 0) yield* printErr("Nothing to reconcile.")
-      else yield* printTasks(records, false)
-      for (const entry of summary.unfinished) yield* printErr(`${entry.taskKey} is unfinished: ${entry.reason}`)
-      for (const record of records.filter((candidate) => candidate.state === "ambiguous")) {
-        yield* printErr(ambiguousAdvice(record))
-      }
-      // The worst outcome decides: something unknown, then a passed deadline, then a failed task.
-      const anyAmbiguous = records.some((record) => record.state === "ambiguous")
-      const code =
-        anyAmbiguous || summary.unfinished.some((entry) => entry.error !== "DeadlineExceeded")
-          ? ExitCode.other
-          : summary.unfinished.length > 0
-            ? ExitCode.deadline
-            : summary.failed.length > 0
-              ? ExitCode.taskFailed
-              : ExitCode.success
-      if (code !== ExitCode.success) return yield* new ExitWith({ code })
-    })
+export const reconcile = (flags: PollFlags & PairFlags & { readonly json: boolean }): Effect.Effect<void, unknown> =>
+  Effect.flatMap(newWorkEntry(flags), (entry) =>
+    withPlayground(
+      entry,
+      Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        const ledger = yield* TaskLedger.TaskLedger
+        if (!flags.json) yield* printErr("Resuming every unfinished task in the ledger...")
+        const summary = yield* client.reconcile(waitOptionsOf(flags))
+        // Rows left ambiguous by earlier runs too: each needs the user's decision until resubmitted.
+        const ambiguous = yield* ledger.list({
+          states: ["ambiguous"],
+          providerId: entry.providerId,
+          modelId: entry.model
+        })
+        const keys = [
+          ...new Set([
+            ...summary.completed,
+            ...summary.failed,
+            ...summary.unfinished.map((entry) => entry.taskKey),
+            ...summary.ambiguous,
+            ...ambiguous.map((record) => record.taskKey)
+          ])
+        ]
+        const records = yield* Effect.forEach(keys, (key) => client.lookup(key))
+        if (flags.json) yield* printTasks(records, "array")
+        else if (records.length === 0) yield* printErr("Nothing to reconcile.")
+        else yield* printTasks(records, false)
+        for (const entry of summary.unfinished) yield* printErr(`${entry.taskKey} is unfinished: ${entry.reason}`)
+        for (const record of records.filter((candidate) => candidate.state === "ambiguous")) {
+          yield* printErr(ambiguousAdvice(record, entry.serviceName))
+        }
+        // The worst outcome decides: something unknown, then a passed deadline, then a failed task.
+        const anyAmbiguous = records.some((record) => record.state === "ambiguous")
+        const code =
+          anyAmbiguous || summary.unfinished.some((entry) => entry.error !== "DeadlineExceeded")
+            ? ExitCode.other
+            : summary.unfinished.length > 0
+              ? ExitCode.deadline
+              : summary.failed.length > 0
+                ? ExitCode.taskFailed
+                : ExitCode.success
+        if (code !== ExitCode.success) return yield* new ExitWith({ code })
+      })
+    )
   )
 
 /** `reelkit resubmit`: sends an ambiguous or refused task's submit again, on the user's word. */
 export const resubmit = (
-  flags: PollFlags & { readonly task: string; readonly json: boolean; readonly noWait: boolean; readonly yes: boolean }
+  flags: PollFlags & TaskFlags & { readonly noWait: boolean; readonly yes: boolean }
 ): Effect.Effect<void, unknown> =>
-  withPlayground(
-    Effect.gen(function* () {
-      const client = yield* TaskClient.TaskClient
-      const record = yield* client.lookup(flags.task)
-      yield* approveCost(record.input as Cost.Priceable, flags.yes)
-      const handle = yield* client.resubmit(record.taskKey)
-      if (flags.noWait) {
-        if (!flags.json) yield* printErr(`Submitted again; run "reelkit wait ${handle.taskKey}" to wait for it.`)
-        return yield* printTasks([yield* client.lookup(handle.taskKey)], flags.json ? "object" : false)
-      }
-      yield* followTask(handle.taskKey, waitOptionsOf(flags), flags.json)
-    })
+  Effect.flatMap(taskEntry(flags), (entry) =>
+    withPlayground(
+      entry,
+      Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        const record = yield* client.lookup(flags.task)
+        yield* approveCost(record.input as Cost.Priceable, flags.yes)
+        const handle = yield* client.resubmit(record.taskKey)
+        if (flags.noWait) {
+          if (!flags.json) yield* printErr(`Submitted again; run "reelkit wait ${handle.taskKey}" to wait for it.`)
+          return yield* printTasks(
+            [yield* client.lookup(handle.taskKey)],
+            flags.json ? "object" : false,
+            handle.warnings
+          )
+        }
+        yield* followTask(handle.taskKey, waitOptionsOf(flags), flags.json, handle.warnings)
+      })
+    )
   )
 
 /** `reelkit serve`. */
-export const serve = (flags: { readonly port: number; readonly host: string }): Effect.Effect<void, unknown> =>
-  Effect.flatMap(
-    Effect.promise(() => import("./Server.js")),
-    (Server) =>
-      withPlayground(
-        Server.serve({
-          port: flags.port,
-          host: flags.host,
-          onListening: (url) => process.stderr.write(`reelkit: serving ${url}\n`)
-        }),
-        { useCallbacks: true, probe: false }
-      )
+export const serve = (
+  flags: PairFlags & { readonly port: number; readonly host: string }
+): Effect.Effect<void, unknown> =>
+  Effect.flatMap(Effect.all([Effect.promise(() => import("./Server.js")), newWorkEntry(flags)]), ([Server, entry]) =>
+    withPlayground(
+      entry,
+      Server.serve({
+        port: flags.port,
+        host: flags.host,
+        onListening: (url) => process.stderr.write(`reelkit: serving ${url}\n`)
+      }),
+      { useCallbacks: true, probe: false, allPairs: true }
+    )
   )

@@ -9,13 +9,46 @@ import * as Data from "effect/Data"
 import * as Option from "effect/Option"
 import { flagOf } from "./Fields.js"
 
+/** How messages name the service a command talks to (the pair's, from `Registry`). */
+export interface Speaker {
+  readonly serviceName: string
+  readonly fakeName: string
+  readonly keyVariable: string
+  readonly baseUrlVariable: string
+}
+
+// The one CLI run's service: the command sets it once its pair is known, and main.ts describes
+// the command's failure after it ended; a process runs one command, so one value is enough.
+let speaker: Speaker = {
+  serviceName: "apixo",
+  fakeName: "fake apixo",
+  keyVariable: "APIXO_API_KEY",
+  baseUrlVariable: "APIXO_BASE_URL"
+}
+
+/** Makes messages name this pair's service, key and base URL variables. */
+export const speakFor = (entry: Speaker): void => {
+  speaker = entry
+}
+
 /** Ends the command with this exit code; its message (if any) was already printed. */
 export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly code: number }> {}
 
-/** A task the in-process fake does not know: its id is not one a fake apixo server makes. */
+/** A task the in-process fake does not know: its id is not one a fake server of its transport makes. */
 export class FakeForgotTask extends Data.TaggedError("FakeForgotTask")<{ readonly reference: string }> {
   override get message(): string {
-    return `The fake apixo server of this run does not know task ${this.reference}: without APIXO_API_KEY, it answers only for task ids a fake apixo server made`
+    return `The ${speaker.fakeName} server of this run does not know task ${this.reference}: without ${speaker.keyVariable}, it answers only for task ids such a fake made`
+  }
+}
+
+/** `--transport` names another transport than the one the task was sent on: nothing was sent. */
+export class OtherTransport extends Data.TaggedError("OtherTransport")<{
+  readonly taskKey: string
+  readonly given: string
+  readonly recorded: string
+}> {
+  override get message(): string {
+    return `${this.taskKey} was sent on ${this.recorded}, not ${this.given}: run it with --transport ${this.recorded} (or without --transport); nothing was sent`
   }
 }
 
@@ -26,7 +59,7 @@ export class SubmitRefused extends Data.TaggedError("SubmitRefused")<{
   readonly reason: string
 }> {
   override get message(): string {
-    return `apixo refused the submit of ${this.taskKey}, so no task was created (${this.reason})`
+    return `${speaker.serviceName} refused the submit of ${this.taskKey}, so no task was created (${this.reason})`
   }
 }
 
@@ -42,13 +75,13 @@ export class InvalidSetting extends Data.TaggedError("InvalidSetting")<{
   }
 }
 
-/** apixo (or APIXO_BASE_URL) cannot be reached at all: nothing was sent. */
+/** The service (or its base URL override) cannot be reached at all: nothing was sent. */
 export class Unreachable extends Data.TaggedError("Unreachable")<{
   readonly baseUrl: string
   readonly reason: string
 }> {
   override get message(): string {
-    return `cannot reach apixo at ${this.baseUrl} (${this.reason}); check APIXO_BASE_URL and the network, then try again; nothing was sent`
+    return `cannot reach ${speaker.serviceName} at ${this.baseUrl} (${this.reason}); check ${speaker.baseUrlVariable} and the network, then try again; nothing was sent`
   }
 }
 
@@ -78,6 +111,8 @@ export const exitCodeOf = (error: unknown): number => {
     case "ConfirmationRequired":
     case "Declined":
     case "CannotEstimate":
+    case "CancelNotSupported":
+    case "OtherTransport":
       return ExitCode.invalidInput
     case "TaskFailed":
       return ExitCode.taskFailed
@@ -131,7 +166,10 @@ export const describe = (error: unknown, secrets: ReadonlyArray<string> = []): s
       // apixo's own 400 arrives as an InvalidInput too, but the request was sent (and refused, unbilled).
       if (invalid.path === "input" && invalid.rule.startsWith(apixoRejection)) {
         const reason = invalid.rule.slice(apixoRejection.length).replace(/^[:\s]+/, "")
-        return sentence(`apixo refused the input (${reason}); no task was created and nothing was billed`, secrets)
+        return sentence(
+          `${speaker.serviceName} refused the input (${reason}); no task was created and nothing was billed`,
+          secrets
+        )
       }
       return sentence(`Invalid ${flagOf(invalid)}: it ${invalid.rule}; nothing was sent`, secrets)
     }
@@ -143,14 +181,19 @@ export const describe = (error: unknown, secrets: ReadonlyArray<string> = []): s
     }
     case "Unauthorized":
       return sentence(
-        `apixo refused the API key in APIXO_API_KEY (${message}); check the key on apixo's dashboard`,
+        `${speaker.serviceName} refused the API key in ${speaker.keyVariable} (${message}); check the key on ${speaker.serviceName}'s dashboard`,
         secrets
       )
     case "Forbidden":
-      return sentence(`apixo refused the request (${message})`, secrets)
+      return sentence(`${speaker.serviceName} refused the request (${message})`, secrets)
     case "InsufficientCredits":
       return sentence(
-        `The apixo balance cannot pay for this task (${message}); top it up on apixo's dashboard, then try again`,
+        `The ${speaker.serviceName} balance cannot pay for this task (${message}); top it up on ${speaker.serviceName}'s dashboard, then try again`,
+        secrets
+      )
+    case "CancelNotSupported":
+      return sentence(
+        `${speaker.serviceName} offers no way to cancel a task, so nothing was sent and the task goes on; pick it up with "reelkit wait"`,
         secrets
       )
     case "DeadlineExceeded":
@@ -170,14 +213,15 @@ export const describe = (error: unknown, secrets: ReadonlyArray<string> = []): s
     case "ArtifactStoreError":
       return sentence(`The artifact store failed (${message})`, secrets)
     case "TaskNotFound":
-      return sentence(`apixo does not know this task (${message})`, secrets)
+      return sentence(`${speaker.serviceName} does not know this task (${message})`, secrets)
     case "TransportError":
       return sentence(
-        `Could not reach apixo (${message}); check the network and APIXO_BASE_URL, then try again`,
+        `Could not reach ${speaker.serviceName} (${message}); check the network and ${speaker.baseUrlVariable}, then try again`,
         secrets
       )
     case "FakeApixoError":
-      return sentence(`The fake apixo server could not start (${message})`, secrets)
+    case "FakeViduError":
+      return sentence(`The ${speaker.fakeName} server could not start (${message})`, secrets)
     default:
       return sentence(message === "" ? `Unexpected error ${tag}` : message, secrets)
   }

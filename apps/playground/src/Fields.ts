@@ -188,7 +188,8 @@ export const flagOf = (error: { readonly path: string }): string => {
   const known = fields.find((field) => field.name === name)
   if (known !== undefined) return known.flag
   if (name === "mode" || name === "input") return "--mode"
-  if (name === "callback_url") return "--callback-url"
+  if (name === "callback_url" || name === "callbackUrl") return "--callback-url"
+  if (name === "taskKey") return "--task-key"
   if (name === "options") return "--provider"
   return `--${name.replace(/_/g, "-")}`
 }

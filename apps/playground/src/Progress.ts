@@ -31,7 +31,8 @@ export interface View {
 
 // How far along each state is: the line never moves back (a replayed or late event says nothing new).
 const rank: Readonly<Record<string, number>> = {
-  submitting: 0,
+  queued: 0,
+  sending: 0,
   submitted: 1,
   pending: 2,
   processing: 3,
@@ -39,7 +40,8 @@ const rank: Readonly<Record<string, number>> = {
   completed: 5,
   failed: 5,
   rejected: 5,
-  ambiguous: 5
+  ambiguous: 5,
+  cancelled: 5
 }
 
 const rankOf = (state: string): number => rank[state] ?? 0

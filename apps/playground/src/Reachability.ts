@@ -1,12 +1,13 @@
 /**
- * Checks before the first request: the settings make sense (`APIXO_BASE_URL` is an http(s) URL),
- * and apixo's host accepts a TCP connection. Without these, a typo in the base URL surfaces as
+ * Checks before the first request: the settings make sense (the pair's base URL override, e.g.
+ * `APIXO_BASE_URL`, is an http(s) URL), and the service's host accepts a TCP connection. Without these, a typo in the base URL surfaces as
  * "an unknown error", and an unreachable host as a minute of retries in silence.
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Net from "node:net"
 import { InvalidSetting, Unreachable } from "./Failure.js"
+import type * as Registry from "./Registry.js"
 import * as Settings from "./Settings.js"
 
 /** How long a TCP connection may take before apixo counts as unreachable. */
@@ -21,23 +22,24 @@ const isHttpUrl = (text: string): boolean => {
   }
 }
 
-/** The playground's settings, with `APIXO_BASE_URL` checked. */
-export const checkedSettings = Effect.flatMap(Settings.settings, (settings) =>
-  Option.match(settings.baseUrl, {
-    onNone: () => Effect.succeed(settings),
-    onSome: (baseUrl) =>
-      isHttpUrl(baseUrl)
-        ? Effect.succeed(settings)
-        : Effect.fail(
-            new InvalidSetting({
-              name: "APIXO_BASE_URL",
-              value: baseUrl,
-              rule: "is not an http(s) URL",
-              hint: "set it to apixo's base URL (e.g. https://api.apixo.ai) or unset it"
-            })
-          )
-  })
-)
+/** A pair's settings, with its base URL override (`APIXO_BASE_URL`, `VIDU_BASE_URL`) checked. */
+export const checkedSettings = (entry: Registry.Entry) =>
+  Effect.flatMap(Settings.settingsFor(entry), (settings) =>
+    Option.match(settings.baseUrl, {
+      onNone: () => Effect.succeed(settings),
+      onSome: (baseUrl) =>
+        isHttpUrl(baseUrl)
+          ? Effect.succeed(settings)
+          : Effect.fail(
+              new InvalidSetting({
+                name: entry.baseUrlVariable,
+                value: baseUrl,
+                rule: "is not an http(s) URL",
+                hint: `set it to ${entry.serviceName}'s base URL (e.g. ${entry.defaultBaseUrl}) or unset it`
+              })
+            )
+    })
+  )
 
 const reasonOf = (error: NodeJS.ErrnoException): string => {
   switch (error.code) {

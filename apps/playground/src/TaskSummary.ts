@@ -52,6 +52,8 @@ export const formatElapsed = (millis: number): string => {
 
 /** What a row asked for, for readable output (not part of the JSON summary). */
 export interface Details {
+  /** The transport the task went to (the ledger's provider id: `apixo`, `vidu`). */
+  readonly transport: string
   readonly mode: string | undefined
   readonly prompt: string | undefined
   readonly duration: number | undefined
@@ -65,6 +67,7 @@ export const detailsOf = (record: TaskLedger.TaskRecord): Details => {
     unknown
   >
   return {
+    transport: record.providerId,
     mode: typeof input.mode === "string" ? input.mode : undefined,
     prompt: typeof input.prompt === "string" ? input.prompt : undefined,
     duration: typeof input.duration === "number" ? input.duration : undefined,
@@ -92,7 +95,8 @@ export const detailsLine = (details: Details): string => {
 
 /** Human-readable lines of a task, for output without `--json` (with `details`, a line of what it asked for). */
 export const toLines = (summary: TaskSummary, details?: Details): ReadonlyArray<string> => {
-  const head = `${summary.taskKey}  ${summary.state}${summary.taskId === null ? "" : `  (apixo task ${summary.taskId})`}`
+  const provider = details?.transport ?? "provider"
+  const head = `${summary.taskKey}  ${summary.state}${summary.taskId === null ? "" : `  (${provider} task ${summary.taskId})`}`
   const failure =
     summary.failCode === undefined && summary.failMessage === undefined
       ? []

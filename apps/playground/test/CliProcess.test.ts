@@ -2,6 +2,7 @@
 // that run before any request, ambiguous rows and resubmit, `fake-apixo`. Each test runs the real
 // `bin/reelkit.mjs` against a fake apixo server on a real socket, and waits for lines, never time.
 import { describe, expect, it } from "@effect/vitest"
+import { ApixoModel } from "@reelkit/apixo"
 import { TaskLedger } from "@reelkit/core"
 import { ViduQ3, ViduQ3Input } from "@reelkit/provider-vidu-q3"
 import { FakeApixo } from "@reelkit/testing"
@@ -237,13 +238,21 @@ describe.concurrent("reelkit as a process", () => {
     await Effect.runPromise(
       Effect.gen(function* () {
         const ledger = yield* TaskLedger.TaskLedger
-        yield* ledger.create({
+        // The row as the gate recorded it: the exact apixo request a resubmit sends again.
+        const prepared = yield* ApixoModel.prepare(ViduQ3.model)({ input: { mode: "text-to-video", prompt, duration: 4 } })
+        const created = yield* ledger.create({
           taskKey,
           providerId: "apixo",
           modelId: ViduQ3.modelId,
-          input: { mode: "text-to-video", prompt, duration: 4 }
+          input: prepared.input,
+          request: prepared.wire
         })
-        yield* ledger.transition(taskKey, ["submitting"], { state: "ambiguous" })
+        // queued -> sending -> ambiguous, as a process that died mid-POST leaves it after reconcile.
+        const sending = yield* ledger.transition(TaskLedger.fence(created.record, "test"), { state: "sending" })
+        yield* ledger.transition(TaskLedger.fence(sending, "test"), {
+          state: "ambiguous",
+          failMessage: "The process stopped while the submit was in flight; it was not re-sent"
+        })
       }).pipe(Effect.provide(ledgerLayer(home)))
     )
     const reconciled = await runCli(["reconcile", ...fastPolls], env(home))

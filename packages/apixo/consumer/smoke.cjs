@@ -9,7 +9,7 @@ assert.deepEqual(ApixoProtocol.makeGenerateTaskBody({ input: { a: 1 }, callbackU
   input: { a: 1 }
 })
 const prepare = ApixoModel.prepare({ modelId: "m", input: Schema.Struct({ prompt: Schema.NonEmptyString }) })
-Effect.runPromise(Effect.flip(prepare({ prompt: "" }))).then((error) => {
+Effect.runPromise(Effect.flip(prepare({ input: { prompt: "" } }))).then((error) => {
   assert.equal(error._tag, "InvalidInput")
   assert.equal(error.path, "input.prompt")
   return Effect.runPromise(

@@ -34,8 +34,8 @@ const layer = ApixoModel.layer(model).pipe(
 const status = await Effect.runPromise(
   Effect.gen(function* () {
     const provider = yield* TaskProvider.TaskProvider
-    const prepared = yield* provider.prepare({ mode: "text-to-video", prompt: "hi" })
-    const accepted = yield* provider.submit({ taskKey: "k", input: prepared.wire })
+    const prepared = yield* provider.prepare({ input: { mode: "text-to-video", prompt: "hi" } })
+    const accepted = yield* provider.submit({ taskKey: "k", wire: prepared.wire })
     return yield* provider.status(accepted.remoteTaskId)
   }).pipe(Effect.provide(layer))
 )

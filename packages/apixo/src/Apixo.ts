@@ -1,15 +1,16 @@
 /**
  * The apixo.ai HTTP client shared by every apixo model: `POST /api/v1/generateTask/{model}` and
  * `GET /api/v1/statusTask/{model}?taskId=`, Bearer auth from a `Redacted` key, and the mapping of
- * every answer and failed connection to core's typed errors. One request per call: retries and
- * timing belong to core's `TaskClient`.
+ * every answer and failed connection to core's typed errors. The API key is cut out of every
+ * answer before anything reads it. One request per call: retries and timing belong to core's
+ * `TaskClient`.
  *
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { TaskError } from "@reelkit/core"
+import { TaskError, type TaskProvider } from "@reelkit/core"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -22,6 +23,8 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as ApixoProtocol from "./ApixoProtocol.js"
 import { type Operation, classify, scrub, transportError } from "./internal/classify.js"
+import * as Gate from "./internal/gate.js"
+import { redactorFor } from "./internal/redact.js"
 
 /** apixo's production base URL. */
 export const defaultBaseUrl = "https://api.apixo.ai"
@@ -53,7 +56,18 @@ export interface Options {
 export interface Service {
   /** The base URL requests go to, without a trailing slash. */
   readonly baseUrl: string
-  /** Sends exactly one submit; on success returns apixo's `taskId`. */
+  /** The routing `provider` a submit carries when the request names none (`Options.provider`). */
+  readonly provider: ApixoProtocol.RoutingProvider | undefined
+  /**
+   * POSTs exactly `wire.body` (as JSON) to `wire.path`, once; on success returns apixo's `taskId`.
+   * The path must be a submit endpoint (`/api/v1/generateTask/<model>`).
+   */
+  readonly send: (wire: TaskProvider.WireRequest) => Effect.Effect<ApixoProtocol.SubmitData, TaskError.ProviderError>
+  /**
+   * Builds the body (with the client's routing provider when the request names none), checks the
+   * callback URL and routing provider, and sends it once. `send` of a prepared request is the
+   * provider's path; this remains for direct use of the client.
+   */
   readonly generateTask: (
     modelId: string,
     request: ApixoProtocol.GenerateTaskRequest
@@ -63,6 +77,8 @@ export interface Service {
     modelId: string,
     taskId: string
   ) => Effect.Effect<ApixoProtocol.StatusData, TaskError.ProviderError>
+  /** Replaces the API key in a text with `[redacted]` (as `TaskProvider.redactSecrets` does). */
+  readonly redact: (text: string) => string
 }
 
 /** The apixo client tag. One per API key; every apixo model shares it. */
@@ -76,12 +92,19 @@ const normaliseBaseUrl = (baseUrl: string): string => {
   return trimmed
 }
 
-const decodeData = <A, I>(schema: Schema.Schema<A, I>, data: unknown, what: string, secret: string) =>
+const normaliseProvider = (provider: ApixoProtocol.RoutingProvider | undefined) => {
+  if (provider !== undefined && !Schema.is(ApixoProtocol.RoutingProvider)(provider)) {
+    throw new Error(`apixo provider ${ApixoProtocol.routingProviderRule}`)
+  }
+  return provider
+}
+
+const decodeData = <A, I>(schema: Schema.Schema<A, I>, data: unknown, what: string, redact: (text: string) => string) =>
   Schema.decodeUnknown(schema)(data).pipe(
     Effect.mapError(
       (error) =>
         new TaskError.DecodeError({
-          message: scrub(`${what}: ${ParseResult.TreeFormatter.formatErrorSync(error)}`, secret)
+          message: scrub(`${what}: ${ParseResult.TreeFormatter.formatErrorSync(error)}`, redact)
         })
     )
   )
@@ -89,8 +112,16 @@ const decodeData = <A, I>(schema: Schema.Schema<A, I>, data: unknown, what: stri
 /** Builds the client from options and an injected `HttpClient`. */
 export const make = (options: Options): Effect.Effect<Service, never, HttpClient.HttpClient> =>
   Effect.gen(function* () {
-    const baseUrl = yield* Effect.try(() => normaliseBaseUrl(options.baseUrl ?? defaultBaseUrl)).pipe(Effect.orDie)
-    const secret = Redacted.value(options.apiKey)
+    // A misconfigured client is a defect: die with the reason, not an anonymous UnknownException.
+    const baseUrl = yield* Effect.try({
+      try: () => normaliseBaseUrl(options.baseUrl ?? defaultBaseUrl),
+      catch: (error) => error
+    }).pipe(Effect.orDie)
+    const defaultProvider = yield* Effect.try({
+      try: () => normaliseProvider(options.provider),
+      catch: (error) => error
+    }).pipe(Effect.orDie)
+    const redact = redactorFor(Redacted.value(options.apiKey))
     const submitTimeout = Duration.decode(options.submitTimeout ?? defaultSubmitTimeout)
     const statusTimeout = Duration.decode(options.statusTimeout ?? defaultStatusTimeout)
     const client = (yield* HttpClient.HttpClient).pipe(
@@ -107,12 +138,12 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
       // An unusable URL or body fails before anything is sent; everything else is classified by cause.
       error._tag === "RequestError" && error.reason !== "Transport"
         ? new TaskError.TransportError({
-            message: scrub(`The apixo ${operation} request could not be built (${error.reason})`, secret),
+            message: scrub(`The apixo ${operation} request could not be built (${error.reason})`, redact),
             requestSent: false
           })
-        : transportError(operation, error.cause, secret)
+        : transportError(operation, error.cause, redact)
 
-    const send = (
+    const execute = (
       operation: Operation,
       request: HttpClientRequest.HttpClientRequest,
       timeout: Duration.Duration,
@@ -129,7 +160,7 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
           bodyText,
           remoteTaskId,
           now,
-          secret
+          redact
         })
         return answer._tag === "Accepted" ? answer.data : yield* Effect.fail(answer)
       }).pipe(
@@ -148,33 +179,32 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
         })
       )
 
-    const generateTask: Service["generateTask"] = (modelId, request) =>
+    const send: Service["send"] = (wire) =>
       Effect.gen(function* () {
-        const body = ApixoProtocol.makeGenerateTaskBody({
-          ...request,
-          provider: request.provider ?? options.provider
-        })
-        if (body.request_type === "callback" && !Schema.is(ApixoProtocol.HttpUrl)(body.callback_url)) {
-          return yield* new TaskError.InvalidInput({ path: "callback_url", rule: "must be an absolute http(s) URL" })
+        if (!Gate.isGenerateTaskPath(wire.path)) {
+          return yield* new TaskError.InvalidInput({
+            path: "wire.path",
+            rule: "must be an apixo submit endpoint (/api/v1/generateTask/<model>)"
+          })
         }
-        const text = yield* Effect.try({
-          try: () => JSON.stringify(body),
-          catch: () => new TaskError.InvalidInput({ path: "input", rule: "must be serialisable as JSON" })
-        })
-        const httpRequest = HttpClientRequest.post(`/api/v1/generateTask/${encodeURIComponent(modelId)}`).pipe(
-          HttpClientRequest.bodyText(text, "application/json")
-        )
-        const data = yield* send("submit", httpRequest, submitTimeout)
-        return yield* decodeData(ApixoProtocol.SubmitData, data, "apixo accepted the submit but sent no taskId", secret)
-      }).pipe(Effect.withSpan("Apixo.generateTask", { attributes: { "apixo.model": modelId } }))
+        yield* Effect.annotateCurrentSpan("apixo.model", Gate.modelOfPath(wire.path))
+        const text = yield* Gate.jsonText(wire.body, "input")
+        const httpRequest = HttpClientRequest.post(wire.path).pipe(HttpClientRequest.bodyText(text, "application/json"))
+        const data = yield* execute("submit", httpRequest, submitTimeout)
+        return yield* decodeData(ApixoProtocol.SubmitData, data, "apixo accepted the submit but sent no taskId", redact)
+        // The span keeps the endpoint's name, as before `send` existed, so traces read the same.
+      }).pipe(Effect.withSpan("Apixo.generateTask"))
+
+    const generateTask: Service["generateTask"] = (modelId, request) =>
+      Effect.flatMap(Gate.wireRequest(modelId, { ...request, provider: request.provider ?? defaultProvider }), send)
 
     const statusTask: Service["statusTask"] = (modelId, taskId) =>
       Effect.gen(function* () {
         const request = HttpClientRequest.get(`/api/v1/statusTask/${encodeURIComponent(modelId)}`).pipe(
           HttpClientRequest.setUrlParam("taskId", taskId)
         )
-        const data = yield* send("status", request, statusTimeout, taskId)
-        const status = yield* decodeData(ApixoProtocol.StatusData, data, "apixo sent an unreadable task status", secret)
+        const data = yield* execute("status", request, statusTimeout, taskId)
+        const status = yield* decodeData(ApixoProtocol.StatusData, data, "apixo sent an unreadable task status", redact)
         if (status.taskId !== taskId) {
           return yield* new TaskError.DecodeError({
             message: `apixo answered a status request for task ${taskId} with task ${status.taskId}`
@@ -183,7 +213,7 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
         return status
       }).pipe(Effect.withSpan("Apixo.statusTask", { attributes: { "apixo.model": modelId, "apixo.task_id": taskId } }))
 
-    return { baseUrl, generateTask, statusTask }
+    return { baseUrl, provider: defaultProvider, send, generateTask, statusTask, redact }
   })
 
 /** The client as a layer. Needs an `HttpClient` (apps choose Node's or fetch). */

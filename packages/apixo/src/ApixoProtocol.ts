@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { TaskError, type TaskProvider, TaskStatus } from "@reelkit/core"
+import { TaskError, TaskProvider, TaskStatus } from "@reelkit/core"
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -16,8 +16,22 @@ export const RequestType = Schema.Literal("async", "callback")
 /** `async` or `callback`. */
 export type RequestType = typeof RequestType.Type
 
-/** The routing values apixo documents; any other non-empty string names a provider channel. */
+/** The routing values apixo documents; any other value must be a channel name. */
 export const KnownRoutingProvider = Schema.Literal("auto", "value", "official")
+
+/** The rule a channel name follows: a letter or digit, then letters, digits, `.`, `_` or `-`; 64 characters at most. */
+export const channelNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+/**
+ * A channel name. Strict on purpose: the value goes into a paid request's body, so anything that
+ * could not be a channel (spaces, slashes, control characters, kilobytes) is refused up front.
+ */
+export const ChannelName = Schema.String.pipe(
+  Schema.pattern(channelNamePattern, {
+    identifier: "ChannelName",
+    message: () => "must be a channel name: a letter or digit, then letters, digits, '.', '_' or '-' (64 at most)"
+  })
+)
 
 /**
  * Which upstream channel serves the task: `auto` (the server's default), `value`, `official`, or a
@@ -26,10 +40,11 @@ export const KnownRoutingProvider = Schema.Literal("auto", "value", "official")
 export type RoutingProvider = typeof KnownRoutingProvider.Type | (string & {})
 
 /** A routing value: a documented one or a channel name. */
-export const RoutingProvider: Schema.Schema<RoutingProvider, string> = Schema.Union(
-  KnownRoutingProvider,
-  Schema.NonEmptyString
-)
+export const RoutingProvider: Schema.Schema<RoutingProvider, string> = Schema.Union(KnownRoutingProvider, ChannelName)
+
+/** The rule `RoutingProvider` states, as `InvalidInput` reports it. */
+export const routingProviderRule =
+  'must be "auto", "value", "official" or a channel name (letters, digits, ".", "_", "-"; at most 64)'
 
 const isHttpUrl = (value: string): boolean => {
   try {
@@ -50,6 +65,29 @@ export const HttpUrl = Schema.String.pipe(
   })
 )
 
+/** The longest callback URL the gate accepts: far above any real one, far below what a server refuses. */
+export const maxCallbackUrlLength = 2048
+
+// Whitespace and control characters are refused rather than normalised: `new URL` silently strips
+// some of them, and the URL must be sent exactly as the caller gave it.
+const hasNoSpaceOrControl = (value: string): boolean => {
+  if (/\s/.test(value)) return false
+  for (let index = 0; index < value.length; index++) {
+    const code = value.charCodeAt(index)
+    if (code < 0x20 || code === 0x7f) return false
+  }
+  return true
+}
+
+/** A `callback_url`: an absolute http(s) URL without whitespace, at most `maxCallbackUrlLength` characters. */
+export const CallbackUrl = Schema.String.pipe(
+  Schema.maxLength(maxCallbackUrlLength, {
+    message: () => `must be at most ${maxCallbackUrlLength} characters`
+  }),
+  Schema.filter(hasNoSpaceOrControl, { message: () => "must not contain whitespace or control characters" }),
+  Schema.filter(isHttpUrl, { identifier: "CallbackUrl", message: () => "must be an absolute http(s) URL" })
+)
+
 /** A submit that is polled: no `callback_url`. `request_type` defaults to `async` on the server. */
 export const AsyncBody = Schema.Struct({
   request_type: Schema.optional(Schema.Literal("async")),
@@ -60,7 +98,7 @@ export const AsyncBody = Schema.Struct({
 /** A submit whose completion apixo POSTs to `callback_url`, which is then required. */
 export const CallbackBody = Schema.Struct({
   request_type: Schema.Literal("callback"),
-  callback_url: HttpUrl,
+  callback_url: CallbackUrl,
   provider: Schema.optional(RoutingProvider),
   input: Schema.Unknown
 })
@@ -88,6 +126,17 @@ export const makeGenerateTaskBody = (request: GenerateTaskRequest): GenerateTask
     ? { request_type: "async", ...provider, input: request.input }
     : { request_type: "callback", callback_url: request.callbackUrl, ...provider, input: request.input }
 }
+
+/** The path of a model's submit endpoint under the base URL. */
+export const generateTaskPath = (modelId: string): string => `/api/v1/generateTask/${encodeURIComponent(modelId)}`
+
+/** The exact paid request for a model: `POST` of `makeGenerateTaskBody(request)` to `generateTaskPath(modelId)`. */
+export const makeWireRequest = (modelId: string, request: GenerateTaskRequest): TaskProvider.WireRequest =>
+  new TaskProvider.WireRequest({
+    method: "POST",
+    path: generateTaskPath(modelId),
+    body: makeGenerateTaskBody(request)
+  })
 
 /** The envelope of every answer. `code` mirrors the HTTP status, but the two can disagree. */
 export const Envelope = <A, I, R>(data: Schema.Schema<A, I, R>) =>

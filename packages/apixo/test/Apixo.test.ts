@@ -2,8 +2,8 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Apixo } from "@reelkit/apixo"
-import { TaskError } from "@reelkit/core"
-import { Cause, ConfigError, ConfigProvider, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
+import { TaskError, TaskProvider } from "@reelkit/core"
+import { Cause, ConfigError, ConfigProvider, Effect, Exit, Fiber, Layer, Redacted, TestClock } from "effect"
 import { type Reply, apiKey, makeServer, recordingTracer, redactedKey, refusedBaseUrl, spanText } from "./utils.js"
 
 const submitRoute = "POST /api/v1/generateTask/some-model"
@@ -85,9 +85,40 @@ describe("Apixo", () => {
         const apixo = yield* clientFor(server)
         const error = yield* Effect.flip(apixo.generateTask("some-model", { input, callbackUrl: "ftp://x" }))
         expect(error).toBeInstanceOf(TaskError.InvalidInput)
-        expect(error.message).toBe("Invalid input at callback_url: must be an absolute http(s) URL")
+        expect(error.message).toBe("Invalid input at callbackUrl: must be an absolute http(s) URL")
         expect(server.requests()).toHaveLength(0)
       }).pipe(Effect.provide(NodeHttpClient.layerUndici))
+    )
+
+    it.scoped("send POSTs a stored request's exact body to its path, and only to a submit endpoint", () =>
+      Effect.gen(function* () {
+        const server = yield* makeServer
+        server.script("POST /api/v1/generateTask/other-model", {
+          status: 200,
+          body: { code: 200, message: "success", data: { taskId: "task_w" } }
+        })
+        const apixo = yield* clientFor(server)
+        const body = { request_type: "async", provider: "value", input: { prompt: "déjà vu", n: [1, 2] } }
+        const wire = new TaskProvider.WireRequest({ method: "POST", path: "/api/v1/generateTask/other-model", body })
+        expect(yield* apixo.send(wire)).toEqual({ taskId: "task_w" })
+        const [request] = server.requests()
+        expect(request?.body).toBe(JSON.stringify(body))
+        expect(request?.headers.authorization).toBe(`Bearer ${apiKey}`)
+        for (const path of ["/api/v1/statusTask/other-model", "/api/v1/generateTask/a/b", "https://evil.example/x"]) {
+          const error = yield* Effect.flip(apixo.send(new TaskProvider.WireRequest({ ...wire, path })))
+          expect(error).toMatchObject({ _tag: "InvalidInput", path: "wire.path" })
+        }
+        expect(server.requests()).toHaveLength(1)
+      }).pipe(Effect.provide(NodeHttpClient.layerUndici))
+    )
+
+    it.effect("a client whose default routing provider breaks the rule does not start", () =>
+      Effect.gen(function* () {
+        const exit = yield* Effect.exit(
+          Apixo.make({ apiKey: redactedKey, provider: "two words" }).pipe(Effect.provide(NodeHttpClient.layerUndici))
+        )
+        expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("apixo provider must be")
+      })
     )
 
     it.scoped("asks statusTask with the taskId query and Bearer auth, and decodes its data", () =>
@@ -284,7 +315,7 @@ describe("Apixo", () => {
           body: { code: 401, message: `Invalid API key ${apiKey}`, data: { error: `key ${apiKey} unknown` } }
         })
         expect(unauthorized).toBeInstanceOf(TaskError.Unauthorized)
-        expect(unauthorized.message).toContain("<redacted>")
+        expect(unauthorized.message).toContain("[redacted]")
         expectNoSecret(unauthorized)
         const garbled = yield* submitFailure({ status: 200, body: `not json ${apiKey}` })
         expectNoSecret(garbled)
@@ -310,6 +341,9 @@ describe("Apixo", () => {
           expect.arrayContaining(["Apixo.generateTask", "Apixo.statusTask"])
         )
         expect(spans.find((span) => span.name === "Apixo.statusTask")?.attributes.get("apixo.task_id")).toBe("task_9")
+        expect(spans.find((span) => span.name === "Apixo.generateTask")?.attributes.get("apixo.model")).toBe(
+          "some-model"
+        )
         // The platform's HTTP span records request headers; Authorization must be redacted there.
         expect(spans.some((span) => span.attributes.has("http.request.header.authorization"))).toBe(true)
         expect(spanText(spans)).not.toContain(apiKey)

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { classify, effectiveCode, errorCodes, parseRetryAfter, transportError } from "../src/internal/classify.js"
+import { redactValue, redactorFor } from "../src/internal/redact.js"
 
 const secret = "sk-unit-secret"
+const redact = redactorFor(secret)
 
 describe("classify (internal)", () => {
   it("finds socket error codes however the HTTP client wraps them", () => {
@@ -26,7 +28,7 @@ describe("classify (internal)", () => {
 
   it("says nothing was sent only for failures before the connection opened", () => {
     for (const code of ["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"]) {
-      const error = transportError("submit", new TypeError("fetch failed", { cause: { code, message: code } }), secret)
+      const error = transportError("submit", new TypeError("fetch failed", { cause: { code, message: code } }), redact)
       expect(error.requestSent, code).toBe(false)
     }
     for (const cause of [
@@ -37,13 +39,13 @@ describe("classify (internal)", () => {
       "a string",
       undefined
     ]) {
-      expect(transportError("submit", cause, secret).requestSent).toBe(true)
+      expect(transportError("submit", cause, redact).requestSent).toBe(true)
     }
   })
 
   it("keeps a plain summary as the cause and scrubs the secret from it", () => {
-    const error = transportError("status", { code: "ECONNRESET", message: `reset while sending ${secret}` }, secret)
-    expect(error.cause).toEqual({ code: "ECONNRESET", message: "reset while sending <redacted>" })
+    const error = transportError("status", { code: "ECONNRESET", message: `reset while sending ${secret}` }, redact)
+    expect(error.cause).toEqual({ code: "ECONNRESET", message: "reset while sending [redacted]" })
     expect(error.message).not.toContain(secret)
   })
 
@@ -76,9 +78,37 @@ describe("classify (internal)", () => {
       retryAfter: undefined,
       bodyText: JSON.stringify({ code: 403, message: "x".repeat(5000), data: null }),
       now: 0,
-      secret
+      redact
     })
     expect(error._tag).toBe("Forbidden")
     expect((error as { message: string }).message.length).toBeLessThan(400)
+  })
+
+  it("removes the key from every string of an answer, keys included, however the JSON escaped it", () => {
+    const quoted = 'sk-"quoted"\\key'
+    const redactQuoted = redactorFor(quoted)
+    // Raw text: the key as is, and as it reads inside a JSON string.
+    expect(redactQuoted(`plain ${quoted} and json ${JSON.stringify(quoted)}`)).toBe(
+      'plain [redacted] and json "[redacted]"'
+    )
+    expect(redactValue({ [secret]: [`a ${secret}`, 3, { deep: secret }], n: null }, redact)).toEqual({
+      "[redacted]": ["a [redacted]", 3, { deep: "[redacted]" }],
+      n: null
+    })
+    // A body that spells the key with \u escapes is caught once parsed.
+    const escaped = [...secret].map((char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`).join("")
+    const answer = classify({
+      operation: "status",
+      httpStatus: 200,
+      retryAfter: undefined,
+      bodyText: `{"code":200,"message":"success","data":{"taskId":"t","failMsg":"bad key ${escaped}"}}`,
+      now: 0,
+      redact
+    })
+    expect(answer).toEqual({
+      _tag: "Accepted",
+      message: "success",
+      data: { taskId: "t", failMsg: "bad key [redacted]" }
+    })
   })
 })

@@ -8,6 +8,7 @@ import { createServer } from "node:http"
 import * as AccountLimits from "../src/AccountLimits.js"
 import * as CallbackUrls from "../src/CallbackUrls.js"
 import * as Callbacks from "../src/Callbacks.js"
+import * as ResultStorage from "../src/ResultStorage.js"
 import * as TaskClient from "../src/TaskClient.js"
 import * as TaskLedger from "../src/TaskLedger.js"
 import * as TaskProvider from "../src/TaskProvider.js"
@@ -17,7 +18,8 @@ const secret = Redacted.make("bench-callback-secret-0123456789abcdef")
 const provider: TaskProvider.Service = {
   providerId: "bench",
   modelId: "bench-model",
-  prepare: (input) => Effect.succeed({ wire: input }),
+  prepare: ({ input }) =>
+    Effect.succeed({ input, wire: new TaskProvider.WireRequest({ method: "POST", path: "/bench", body: input }) }),
   submit: () => Effect.succeed({ remoteTaskId: "task_1" }),
   status: () => Effect.succeed(new TaskStatus.Processing({})),
   parseCallback: (body) =>
@@ -50,7 +52,8 @@ const layer = Callbacks.layerServe().pipe(
           Layer.succeed(TaskProvider.TaskProvider, provider),
           TaskLedger.layerMemory,
           AccountLimits.layerUnlimited,
-          Callbacks.layerConfig({ secret, publicBaseUrl: "http://127.0.0.1" })
+          ResultStorage.layerNone,
+          Layer.orDie(CallbackUrls.layer({ secret, publicBaseUrl: "http://127.0.0.1" }))
         )
       )
     )

@@ -1,7 +1,8 @@
 /**
  * `pnpm --filter @reelkit/core bench:callbacks`: callback-handler throughput and latency under
  * load from autocannon (a separate process, on loopback), beside a bare node:http handler that
- * reads the body and answers 200, and beside Effect's own HttpServer doing just that, in the same run. Each server runs in its own child process so
+ * reads the body and answers 200, and beside Effect's own HttpServer doing just that, in the same run;
+ * then the router's rejection paths (a forged token, a body that is not JSON). Each server runs in its own child process so
  * the load generator and the two servers never share an event loop.
  * Figures only; nothing is asserted.
  */
@@ -89,8 +90,13 @@ const load = (target: Started, duration: number) =>
     })
   })
 
-const measure = async (name: string, script: string, args: ReadonlyArray<string> = []) => {
-  const server = await startServer(script, args)
+const measure = async (
+  name: string,
+  script: string,
+  args: ReadonlyArray<string> = [],
+  vary: (target: Started) => Started = (target) => target
+) => {
+  const server = vary(await startServer(script, args))
   try {
     await load(server, 2) // warm-up
     const result = await load(server, seconds)
@@ -110,8 +116,25 @@ const main = async () => {
   const reelkit = await measure("reelkit Callbacks router", "./callbackServer.ts", ["--import", "tsx"])
   const bare = await measure("bare node:http handler", "./bareServer.mjs")
   const platform = await measure("Effect HttpServer, body read only", "./effectServer.ts", ["--import", "tsx"])
+  // The rejection paths, on the same router: a token we never made (401), a body that is not JSON (400).
+  const forged = await measure("reelkit, forged token (401)", "./callbackServer.ts", ["--import", "tsx"], (target) => ({
+    ...target,
+    url: target.url.replace(/[^/]+$/, "A".repeat(43))
+  }))
+  const garbled = await measure(
+    "reelkit, body not JSON (400)",
+    "./callbackServer.ts",
+    ["--import", "tsx"],
+    (target) => ({
+      ...target,
+      body: "{not json"
+    })
+  )
   console.log(
     `  reelkit / bare: ${(reelkit.requestsPerSecond / bare.requestsPerSecond).toFixed(2)}x throughput, p99 ${reelkit.p99} ms vs ${bare.p99} ms`
+  )
+  console.log(
+    `  rejections / Effect HttpServer alone: forged ${(forged.requestsPerSecond / platform.requestsPerSecond).toFixed(2)}x, not JSON ${(garbled.requestsPerSecond / platform.requestsPerSecond).toFixed(2)}x`
   )
   console.log(
     `  reelkit / Effect HttpServer alone: ${(reelkit.requestsPerSecond / platform.requestsPerSecond).toFixed(2)}x throughput`

@@ -4,6 +4,8 @@ import { Duration, Effect, Layer, ManagedRuntime } from "effect"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import * as AccountLimits from "../src/AccountLimits.js"
+import * as CallbackUrls from "../src/CallbackUrls.js"
+import * as ResultStorage from "../src/ResultStorage.js"
 import * as TaskClient from "../src/TaskClient.js"
 import * as TaskError from "../src/TaskError.js"
 import * as TaskLedger from "../src/TaskLedger.js"
@@ -26,7 +28,7 @@ const httpProvider = (baseUrl: string): Effect.Effect<TaskProvider.Service, neve
   Effect.map(HttpClient.HttpClient, (client) => ({
     providerId: "bench",
     modelId: "bench-model",
-    prepare: (input) => Effect.succeed({ wire: input }),
+    prepare: () => Effect.die("not used"),
     submit: () => Effect.die("not used"),
     status: (remoteTaskId) =>
       client.get(`${baseUrl}/api/v1/statusTask/bench?taskId=${remoteTaskId}`).pipe(
@@ -49,23 +51,31 @@ const httpProvider = (baseUrl: string): Effect.Effect<TaskProvider.Service, neve
     }
   }))
 
-/** Ledger rows for `count` submitted tasks. */
-const seedLedger = (ledger: TaskLedger.Service, count: number) =>
+/** Ledger rows for `count` submitted tasks, remote ids `t<offset + index>`. */
+const seedLedger = (ledger: TaskLedger.Service, count: number, offset = 0) =>
   Effect.forEach(
     Array.from({ length: count }, (_, index) => index),
     (index) =>
-      Effect.zipRight(
-        ledger.create({ taskKey: `k${index}`, providerId: "bench", modelId: "bench-model", input: null }),
-        ledger.transition(`k${index}`, [], { state: "submitted", remoteTaskId: `t${index}`, submittedAt: 0 })
-      ),
+      ledger.create({
+        taskKey: `k${index}`,
+        providerId: "bench",
+        modelId: "bench-model",
+        input: null,
+        state: "submitted",
+        remoteTaskId: `t${offset + index}`,
+        submittedAt: 0
+      }),
     { discard: true }
   )
+
+/** The client's optional capabilities, switched off: the benchmark measures polling only. */
+const noCapabilities = Layer.mergeAll(ResultStorage.layerNone, CallbackUrls.layerNone)
 
 const memoryOfEffect = async (count: number) => {
   const never: TaskProvider.Service = {
     providerId: "bench",
     modelId: "bench-model",
-    prepare: (input) => Effect.succeed({ wire: input }),
+    prepare: () => Effect.die("not used"),
     submit: () => Effect.die("not used"),
     status: () => Effect.succeed(new TaskStatus.Processing({})),
     hints: {
@@ -81,7 +91,8 @@ const memoryOfEffect = async (count: number) => {
         Layer.mergeAll(
           Layer.succeed(TaskProvider.TaskProvider, never),
           ledgerLayer,
-          AccountLimits.layerMemory({ concurrentTasks: 1_000_000, requestsPerWindow: 1_000_000 })
+          AccountLimits.layerMemory({ concurrentTasks: 1_000_000, requestsPerWindow: 1_000_000 }),
+          noCapabilities
         )
       )
     )
@@ -90,8 +101,6 @@ const memoryOfEffect = async (count: number) => {
     Effect.all({ client: TaskClient.TaskClient, ledger: TaskLedger.TaskLedger })
   )
   await runtime.runPromise(seedLedger(ledger, count))
-  // Claiming rewrites each row once; count that as ledger cost, not in-flight cost.
-  await runtime.runPromise(ledger.claimUnfinished({ owner: "warmup", leaseMillis: 0 }))
   const before = await heapUsed()
   runtime.runFork(client.reconcile())
   await new Promise((resolve) => setTimeout(resolve, 500))
@@ -141,7 +150,8 @@ const cpuPerPollEffect = async (
         Layer.mergeAll(
           Layer.effect(TaskProvider.TaskProvider, httpProvider(server.baseUrl)),
           TaskLedger.layerMemory,
-          AccountLimits.layerMemory({ concurrentTasks: 1_000_000, requestsPerWindow: 1_000_000 })
+          AccountLimits.layerMemory({ concurrentTasks: 1_000_000, requestsPerWindow: 1_000_000 }),
+          noCapabilities
         )
       ),
       Layer.provide(httpLayer)
@@ -150,17 +160,7 @@ const cpuPerPollEffect = async (
   const { client, ledger } = await runtime.runPromise(
     Effect.all({ client: TaskClient.TaskClient, ledger: TaskLedger.TaskLedger })
   )
-  await runtime.runPromise(
-    Effect.forEach(
-      Array.from({ length: tasks }, (_, index) => index),
-      (index) =>
-        Effect.zipRight(
-          ledger.create({ taskKey: `k${index}`, providerId: "bench", modelId: "bench-model", input: null }),
-          ledger.transition(`k${index}`, [], { state: "submitted", remoteTaskId: `t${offset + index}`, submittedAt: 0 })
-        ),
-      { discard: true }
-    )
-  )
+  await runtime.runPromise(seedLedger(ledger, tasks, offset))
   const cpu = process.cpuUsage()
   const started = performance.now()
   const summary = await runtime.runPromise(client.reconcile())
@@ -171,6 +171,54 @@ const cpuPerPollEffect = async (
   if (summary.completed.length !== tasks) throw new Error(`only ${summary.completed.length} of ${tasks} completed`)
   const polls = tasks * 5
   return { microsPerPoll: (used.user + used.system) / polls, polls, seconds: elapsed / 1000 }
+}
+
+/**
+ * The same client and polls with no I/O at all (the provider answers from memory): what reelkit's
+ * own machinery (scheduler, ledger writes, events, spans) costs per poll.
+ */
+const cpuPerPollNoIo = async (tasks: number) => {
+  const processing = new TaskStatus.Processing({})
+  const succeeded = new TaskStatus.Succeeded({ outputs: [new TaskStatus.TaskOutput({ url: "https://cdn.example/x.mp4" })] })
+  const polls = new Map<string, number>()
+  const memoryProvider: TaskProvider.Service = {
+    providerId: "bench",
+    modelId: "bench-model",
+    prepare: () => Effect.die("not used"),
+    submit: () => Effect.die("not used"),
+    status: (remoteTaskId) =>
+      Effect.sync(() => {
+        const count = (polls.get(remoteTaskId) ?? 0) + 1
+        polls.set(remoteTaskId, count)
+        return count >= 5 ? succeeded : processing
+      }),
+    hints: {
+      pollPlan: { firstPollAfter: Duration.zero, interval: Duration.zero, deadline: Duration.hours(1) },
+      resultRetention: Duration.days(15)
+    }
+  }
+  const runtime = ManagedRuntime.make(
+    TaskClient.layer({ pollConcurrency: 8 }).pipe(
+      Layer.provideMerge(
+        Layer.mergeAll(
+          Layer.succeed(TaskProvider.TaskProvider, memoryProvider),
+          TaskLedger.layerMemory,
+          AccountLimits.layerMemory({ concurrentTasks: 1_000_000, requestsPerWindow: 1_000_000 }),
+          noCapabilities
+        )
+      )
+    )
+  )
+  const { client, ledger } = await runtime.runPromise(
+    Effect.all({ client: TaskClient.TaskClient, ledger: TaskLedger.TaskLedger })
+  )
+  await runtime.runPromise(seedLedger(ledger, tasks))
+  const cpu = process.cpuUsage()
+  const summary = await runtime.runPromise(client.reconcile())
+  const used = process.cpuUsage(cpu)
+  await runtime.dispose()
+  if (summary.completed.length !== tasks) throw new Error(`only ${summary.completed.length} of ${tasks} completed`)
+  return { microsPerPoll: (used.user + used.system) / (tasks * 5) }
 }
 
 /** The same polls through Effect's HttpClient alone: what Effect's HTTP stack costs without reelkit. */
@@ -241,6 +289,11 @@ const cpuPerPollBaseline = async (tasks: number, offset: number) => {
 const main = async () => {
   if (process.env.BENCH_ONLY === "cpu-effect") {
     await cpuPerPollEffect(2_000, 0)
+    return
+  }
+  if (process.env.BENCH_ONLY === "cpu-noio") {
+    await cpuPerPollNoIo(2_000)
+    console.log(`no-I/O: ${(await cpuPerPollNoIo(10_000)).microsPerPoll.toFixed(1)} µs/poll`)
     return
   }
   const inFlight = 10_000

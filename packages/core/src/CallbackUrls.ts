@@ -6,7 +6,10 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import { createHmac, timingSafeEqual } from "node:crypto"
 
 /** Where callbacks are received, and the secret their tokens derive from. */
@@ -44,3 +47,60 @@ export const verifyToken = (secret: Redacted.Redacted<string>, taskKey: string, 
   }
   return timingSafeEqual(expected, given)
 }
+
+/** The shortest accepted callback secret, in bytes. */
+export const minimumSecretBytes = 32
+
+/** The callback configuration cannot be used (e.g. a secret shorter than 32 bytes, a base URL that is not http(s)). */
+export class InvalidCallbackConfig extends Schema.TaggedError<InvalidCallbackConfig>(
+  "@reelkit/core/InvalidCallbackConfig"
+)("InvalidCallbackConfig", { field: Schema.String, rule: Schema.String }) {
+  override get message(): string {
+    return `Invalid callback ${this.field}: ${this.rule}`
+  }
+}
+
+/** Checks a callback configuration: the secret's length and the base URL's form. */
+export const validate = (config: Config): Effect.Effect<Config, InvalidCallbackConfig> => {
+  if (Buffer.byteLength(Redacted.value(config.secret), "utf8") < minimumSecretBytes) {
+    return Effect.fail(
+      new InvalidCallbackConfig({ field: "secret", rule: `must be at least ${minimumSecretBytes} bytes of randomness` })
+    )
+  }
+  let url: URL | undefined
+  try {
+    url = new URL(config.publicBaseUrl)
+  } catch {
+    url = undefined
+  }
+  if (url === undefined || (url.protocol !== "https:" && url.protocol !== "http:")) {
+    return Effect.fail(new InvalidCallbackConfig({ field: "publicBaseUrl", rule: "must be an http(s) URL" }))
+  }
+  return Effect.succeed(config)
+}
+
+/** The callback-URL capability `TaskClient` uses: a verified URL per task, or none. */
+export interface Service {
+  /** The task's callback URL, or `undefined` when callbacks are not configured. */
+  readonly urlFor: (taskKey: string) => string | undefined
+}
+
+/** The callback-URL tag. Provide `layer(config)` or `layerNone`. */
+export class CallbackUrls extends Context.Tag("@reelkit/core/CallbackUrls")<CallbackUrls, Service>() {}
+
+/**
+ * Verified callback URLs from a configuration (checked: a secret of at least 32 bytes, an http(s)
+ * base URL), plus the `CallbackConfig` the callback handler needs.
+ */
+export const layer = (config: Config): Layer.Layer<CallbackUrls | CallbackConfig, InvalidCallbackConfig> =>
+  Layer.unwrapEffect(
+    Effect.map(validate(config), (valid) =>
+      Layer.mergeAll(
+        Layer.succeed(CallbackUrls, { urlFor: (taskKey) => urlFor(valid, taskKey) }),
+        Layer.succeed(CallbackConfig, valid)
+      )
+    )
+  )
+
+/** No callbacks: every task is polled. */
+export const layerNone: Layer.Layer<CallbackUrls> = Layer.succeed(CallbackUrls, { urlFor: () => undefined })

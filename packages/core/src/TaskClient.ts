@@ -1,52 +1,49 @@
 /**
- * The client users call: `start`, `wait`, `watch`, `generate`, `resume`, `reconcile`. It owns
- * everything about time and durability for every provider: the ledger row is written before the
- * paid POST, a submit is re-sent only when the failure proves no task was created, polls share the
- * account's budget through one scheduler, and outputs are stored before their URLs expire.
+ * The client users call: `start`, `wait`, `watch`, `generate`, `resume`, `reconcile`, `resubmit`,
+ * `cancel`. It owns everything about time and durability for every provider: the provider's gate
+ * checks the whole request before the ledger row is written, the row exists before the paid POST,
+ * every ledger write is fenced, a submit is re-sent only when the failure proves no task was
+ * created, polls share the account's budget through one scheduler, and outputs are stored before
+ * their URLs expire. This module is the interface and the wiring; the lifecycle's steps live in
+ * `internal/` (submit, tracking, results, reconcile) and what a row means lives in `TaskState`.
  *
  * @since 0.1.0
  */
-import * as HttpClient from "@effect/platform/HttpClient"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as FiberId from "effect/FiberId"
-import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import * as Random from "effect/Random"
+import * as PubSub from "effect/PubSub"
+import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { AccountLimits } from "./AccountLimits.js"
-import { ArtifactStore } from "./ArtifactStore.js"
-import * as CallbackUrls from "./CallbackUrls.js"
-import * as ResultStorage from "./ResultStorage.js"
+import { CallbackUrls } from "./CallbackUrls.js"
+import { ResultStorage } from "./ResultStorage.js"
+import { SpendCap } from "./SpendCap.js"
 import * as Schedules from "./Schedules.js"
 import {
+  CancelNotSupported,
   DeadlineExceeded,
-  IdempotencyConflict,
-  type InvalidInput,
-  isSafeToResubmit,
   type LedgerError,
   type ProviderError,
-  RequestRejected,
-  StaleTransition,
-  SubmitOutcomeUnknown,
-  type TaskError,
-  TaskFailed,
+  TaskCancelled,
   UnknownTask
 } from "./TaskError.js"
-import { TaskEvent } from "./TaskEvent.js"
-import { TaskHandle } from "./TaskHandle.js"
-import { inFlightStates, sameInput, TaskLedger, type TaskRecord } from "./TaskLedger.js"
+import { isFinal, TaskEvent } from "./TaskEvent.js"
+import type { TaskHandle } from "./TaskHandle.js"
+import { TaskLedger, type TaskRecord } from "./TaskLedger.js"
 import { type PollPlan, TaskProvider } from "./TaskProvider.js"
-import type { TaskStatus } from "./TaskStatus.js"
-import * as PollScheduler from "./internal/pollScheduler.js"
+import { heldByOther, isInFlight, submitStates } from "./TaskState.js"
+import { type ClientContext, followLedger, noLease, planFor, randomId, subscribe, write } from "./internal/clientContext.js"
+import { finalOutcome, type WaitError as InternalWaitError } from "./internal/outcomes.js"
+import * as Reconcile from "./internal/reconcile.js"
+import * as Results from "./internal/results.js"
+import * as Submit from "./internal/submit.js"
 import * as Telemetry from "./internal/telemetry.js"
+import * as Tracking from "./internal/tracking.js"
 
 /** Client-wide settings. Every field has a safe default. */
 export interface Options {
@@ -54,46 +51,54 @@ export interface Options {
   readonly pollPlan?: Partial<PollPlan> | undefined
   /** Retry of transient failures (default `Schedules.retry`). */
   readonly retry?: Schedules.RetrySchedule | undefined
-  /** The longest `Retry-After` honoured (default 2 minutes). */
+  /**
+   * The longest wait before a submit retry (default 2 minutes). A `Retry-After` longer than this
+   * (or past the call's deadline) ends the start with `RetryLater`, the task left queued.
+   */
   readonly maxRetryAfter?: Duration.DurationInput | undefined
   /** Status requests in flight at once (default 8). The request budget still applies. */
   readonly pollConcurrency?: number | undefined
-  /** This process's name in ledger leases (default a random id). */
+  /** A prefix for this client's name in ledger leases (a random suffix keeps every instance unique). */
   readonly owner?: string | undefined
   /**
-   * How long a `reconcile` claim on a task holds without news (default 2 minutes). Every poll
-   * renews it, so a live process keeps its tasks and a dead one's are free again soon.
+   * How long this client's claim on a task it tracks holds without news (default 2 minutes;
+   * longer than the poll plan's first delay). Polls renew it at half-life, so a live process keeps
+   * its tasks and a dead one's are free again soon.
    */
   readonly leaseMillis?: number | undefined
   /**
-   * How long this process's claim on a task it is submitting holds (default 5 minutes, longer
-   * than the longest honoured Retry-After plus a request timeout). It is renewed before every
-   * attempt and cleared once the outcome is recorded, so another process's `reconcile` never
-   * takes a live submit for a dead one; after a crash, the task is reconciled once it expires.
+   * How long this client's claim on a task it is submitting holds (default 1 minute, longer than
+   * the submit timeout). It is renewed while the submit waits for the budget, so another
+   * process's `reconcile` never takes a live submit for a dead one.
    */
   readonly submitLeaseMillis?: number | undefined
+  /** How long one submit attempt may go unanswered before the task counts as ambiguous (default 30 s). */
+  readonly submitTimeout?: Duration.DurationInput | undefined
   /**
    * Poll interval of tasks submitted in callback mode (default 60 s, or the plan's interval when
    * longer): polling stays on as a slow fallback because callbacks can be lost.
    */
   readonly callbackFallbackInterval?: Duration.DurationInput | undefined
-  /** How outputs are stored when an `ArtifactStore` is provided. */
-  readonly results?: ResultStorage.Options | undefined
 }
 
 /** Options of one `start`. */
 export interface StartOptions {
   /** A second start with the same key returns the first task and sends nothing. */
   readonly idempotencyKey?: string | undefined
-  /** Our key for the task (default a new random key). Letters, digits, `.`, `-`, `_`. */
+  /** Our key for the task (default a new random key). 1 to 128 letters, digits, `.`, `-`, `_`. */
   readonly taskKey?: string | undefined
   /**
-   * Submit in callback mode with this URL, as given. Without it, and with a `CallbackConfig` in
-   * context, each task gets its own verified callback URL. Polling stays on as a slow fallback.
+   * Submit in callback mode with this URL, as given. Without it, the `CallbackUrls` capability
+   * gives each task its own verified URL (or none with `CallbackUrls.layerNone`).
    */
   readonly callbackUrl?: string | undefined
-  /** Transport options passed to the provider untouched (e.g. apixo's routing `provider`). */
+  /** Transport options, checked by the provider's gate (e.g. apixo's routing `provider`). */
   readonly providerOptions?: Readonly<Record<string, unknown>> | undefined
+  /**
+   * How long the submit may wait for the budget or a retry before the start ends with
+   * `RetryLater` (the task left queued and resumable). Default: no limit but `maxRetryAfter`.
+   */
+  readonly deadline?: Duration.DurationInput | undefined
 }
 
 /** Per-call overrides of the poll plan. */
@@ -108,52 +113,31 @@ export interface WaitOptions {
 export type TaskReference = TaskHandle | string
 
 /** Errors of `start`. */
-export type StartError =
-  | InvalidInput
-  | IdempotencyConflict
-  | SubmitOutcomeUnknown
-  | ProviderError
-  | LedgerError
-  | StaleTransition
-  | UnknownTask
+export type StartError = Submit.StartError
 
 /** Errors of `wait`, `watch` and `resume`. */
-export type WaitError =
-  | TaskFailed
-  | DeadlineExceeded
-  | SubmitOutcomeUnknown
-  | ProviderError
-  | LedgerError
-  | StaleTransition
-  | UnknownTask
-  | ResultStorage.ResultStorageError
+export type WaitError = InternalWaitError
 
 /** What `reconcile` did. */
-export interface ReconcileSummary {
-  /** Unfinished tasks this process claimed. */
-  readonly claimed: number
-  readonly completed: ReadonlyArray<string>
-  readonly failed: ReadonlyArray<string>
-  /** Tasks whose submit was in flight when their process stopped: never re-sent, the caller decides. */
-  readonly ambiguous: ReadonlyArray<string>
-  /**
-   * Tasks that are still running or could not be finished now: `error` is the typed error's tag
-   * (`DeadlineExceeded` when the task is still running and resumable, `SubmitInProgress` when a
-   * live process is still submitting it), `reason` its message.
-   */
-  readonly unfinished: ReadonlyArray<{ readonly taskKey: string; readonly error: string; readonly reason: string }>
-}
+export type ReconcileSummary = Reconcile.ReconcileSummary
 
 /** The client service. */
 export interface Service {
   readonly provider: TaskProvider["Type"]
-  /** Checks the input, records the task, sends the paid submit once, and returns a resumable handle. */
+  /** Checks the whole request, records the task, sends the paid submit once, and returns a resumable handle. */
   readonly start: (input: unknown, options?: StartOptions) => Effect.Effect<TaskHandle, StartError>
-  /** Waits for a task to finish; with a store, its outputs are stored first. Fails with `TaskFailed`. */
+  /** Waits for a task to finish; with result storage, its outputs are stored first. Fails with `TaskFailed`. */
   readonly wait: (reference: TaskReference, options?: WaitOptions) => Effect.Effect<TaskRecord, WaitError>
-  /** The task's events as they happen, ending with `Succeeded` or `Failed`. */
+  /** The task's events as they happen, ending with `Succeeded`, `Failed` or `Cancelled`. */
   readonly watch: (reference: TaskReference, options?: WaitOptions) => Stream.Stream<TaskEvent, WaitError>
-  /** `start` then `wait`. */
+  /** Every event of every task of this client, from when the stream starts running (see `subscribe` to be sure of the start). */
+  readonly events: Stream.Stream<TaskEvent>
+  /**
+   * Subscribes to every event of this client: the subscription is active once this returns, so no
+   * later event is missed (for progress displays started before a task key is known).
+   */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<TaskEvent>, never, Scope.Scope>
+  /** `start` then `wait`, within one deadline. */
   readonly generate: (
     input: unknown,
     options?: StartOptions & WaitOptions
@@ -166,16 +150,19 @@ export interface Service {
    * Sends an `ambiguous` (or `rejected`) task's submit again, because the caller decided to: an
    * ambiguous task may already exist and be billed, so this is never done automatically.
    */
-  readonly resubmit: (
-    reference: TaskReference,
-    options?: Pick<StartOptions, "providerOptions">
-  ) => Effect.Effect<TaskHandle, StartError>
+  readonly resubmit: (reference: TaskReference) => Effect.Effect<TaskHandle, StartError>
+  /**
+   * Cancels a task: a queued one is never sent; a running one is cancelled with the provider
+   * (`CancelNotSupported` when the provider documents no cancel). Returns the cancelled row.
+   */
+  readonly cancel: (
+    reference: TaskReference
+  ) => Effect.Effect<TaskRecord, CancelNotSupported | ProviderError | LedgerError | UnknownTask | TaskCancelled | WaitError>
   /** Reads a task's ledger row. */
   readonly lookup: (reference: TaskReference) => Effect.Effect<TaskRecord, UnknownTask | LedgerError>
   /**
    * Asks the provider for the task's status now and applies it (what a verified callback does).
-   * Returns the updated row; for a task this client is already polling, the poll is moved to now
-   * and the row is returned as it stands, before that poll's answer is applied.
+   * For a task this client polls, the poll is moved to now and its answer awaited. Returns the row after it.
    */
   readonly refresh: (reference: TaskReference) => Effect.Effect<TaskRecord, WaitError>
 }
@@ -183,123 +170,106 @@ export interface Service {
 /** The client tag. */
 export class TaskClient extends Context.Tag("@reelkit/core/TaskClient")<TaskClient, Service>() {}
 
-const newTaskKey = Effect.gen(function* () {
-  const now = yield* Clock.currentTimeMillis
-  let suffix = ""
-  for (let index = 0; index < 12; index++) suffix += (yield* Random.nextIntBetween(0, 36)).toString(36)
-  return `tk_${now.toString(36)}${suffix}`
+/** Everything a client is built from. Result storage and callback URLs are explicit capabilities (each has a `layerNone`). */
+export type Requirements = TaskProvider | TaskLedger | AccountLimits | ResultStorage | CallbackUrls
+
+const resolveSettings = (options: Options): ClientContext["settings"] => ({
+  pollPlan: options.pollPlan ?? {},
+  retry: Schedules.honourRetryAfter(options.retry ?? Schedules.retry, options.maxRetryAfter),
+  maxRetryAfterMillis: Duration.toMillis(options.maxRetryAfter ?? Schedules.defaultMaxRetryAfter),
+  pollConcurrency: options.pollConcurrency ?? 8,
+  leaseMillis: options.leaseMillis ?? 120_000,
+  submitLeaseMillis: options.submitLeaseMillis ?? 60_000,
+  submitTimeoutMillis: Duration.toMillis(options.submitTimeout ?? Duration.seconds(30)),
+  callbackFallbackIntervalMillis: Duration.toMillis(options.callbackFallbackInterval ?? Duration.seconds(60))
 })
 
-/** Builds a client from the provider, ledger and account limits in context. */
-export const make = (
-  options: Options = {}
-): Effect.Effect<Service, never, TaskProvider | TaskLedger | AccountLimits | Scope.Scope> =>
+/**
+ * Builds a client from the provider, ledger, limits, result storage and callback URLs in context.
+ * A `SpendCap` in context, when there is one, is charged before any start is written or sent.
+ */
+export const make = (options: Options = {}): Effect.Effect<Service, never, Requirements | Scope.Scope> =>
   Effect.gen(function* () {
     const provider = yield* TaskProvider
-    const ledger = yield* TaskLedger
-    const limits = yield* AccountLimits
-    const store = yield* Effect.serviceOption(ArtifactStore)
-    const httpClient = yield* Effect.serviceOption(HttpClient.HttpClient)
-    const callbackConfig = yield* Effect.serviceOption(CallbackUrls.CallbackConfig)
-    const owner = options.owner ?? `client-${(yield* newTaskKey).slice(3)}`
-    const retry = Schedules.honourRetryAfter(options.retry ?? Schedules.retry, options.maxRetryAfter)
-    const metrics = Telemetry.metricsFor(provider)
-    const background = yield* FiberSet.make<void>()
-    const spanAttributes = { "reelkit.provider": provider.providerId, "reelkit.model": provider.modelId }
-    // Submits in flight in this process, so a concurrent start with the same idempotency key waits for the first.
-    const submitsInFlight = new Map<string, Deferred.Deferred<TaskHandle, StartError>>()
-
-    const callbackFallbackInterval = Duration.decode(options.callbackFallbackInterval ?? Duration.seconds(60))
-    const planFor = (overrides: WaitOptions = {}, record?: TaskRecord): PollPlan => {
-      const interval = Duration.decode(
-        overrides.pollInterval ?? options.pollPlan?.interval ?? provider.hints.pollPlan.interval
-      )
-      return {
-        firstPollAfter: Duration.decode(
-          overrides.firstPollAfter ?? options.pollPlan?.firstPollAfter ?? provider.hints.pollPlan.firstPollAfter
-        ),
-        // A task in callback mode is told when it is done; polling is only the fallback, unless the caller asks otherwise.
-        interval:
-          record?.callbackUrl !== undefined && overrides.pollInterval === undefined
-            ? Duration.max(interval, callbackFallbackInterval)
-            : interval,
-        deadline: Duration.decode(overrides.deadline ?? options.pollPlan?.deadline ?? provider.hints.pollPlan.deadline)
-      }
+    const context: ClientContext = {
+      provider,
+      ledger: yield* TaskLedger,
+      limits: yield* AccountLimits,
+      results: yield* ResultStorage,
+      callbackUrls: yield* CallbackUrls,
+      spend: yield* Effect.serviceOption(SpendCap),
+      owner: `${options.owner ?? "client"}-${yield* randomId(10)}`,
+      settings: resolveSettings(options),
+      events: yield* PubSub.unbounded<TaskEvent>(),
+      subscribers: { count: 0 },
+      metrics: Telemetry.metricsFor(provider),
+      spanAttributes: { "reelkit.provider": provider.providerId, "reelkit.model": provider.modelId },
+      redact: provider.redact ?? ((text) => text)
     }
-    const leaseMillis = options.leaseMillis ?? 120_000
-    const submitLeaseMillis = options.submitLeaseMillis ?? 300_000
-    const noLease = { leaseOwner: null, leaseExpiresAt: null } as const
-    const sendingMark = "#sending"
-    /**
-     * Claims (or renews the claim on) a row this process is submitting. The claim also records the
-     * phase: `queued` (waiting for the budget or a retry; no request of it is out) or `sending` (a
-     * POST may be on the wire). After a crash, only a row caught `sending` can have created a task.
-     */
-    const holdSubmit = (taskKey: string, phase: "queued" | "sending") =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        ledger.transition(taskKey, ["submitting"], {
-          leaseOwner: phase === "sending" ? `${owner}${sendingMark}` : owner,
-          leaseExpiresAt: now + submitLeaseMillis
+    const results = yield* Results.make(context)
+    const tracking = yield* Tracking.make(context, results)
+    const submitter = yield* Submit.make(context)
+    const reconciler = Reconcile.make(context, submitter, tracking, results)
+
+    const deadlineOf = (waitOptions: WaitOptions, record?: TaskRecord) =>
+      Effect.map(
+        Clock.currentTimeMillis,
+        (now) => now + Duration.toMillis(planFor(context, waitOptions, record).deadline)
+      )
+
+    const lookup: Service["lookup"] = (reference) =>
+      Effect.gen(function* () {
+        const key = typeof reference === "string" ? reference : reference.taskKey
+        const byKey = yield* context.ledger.get(key)
+        if (Option.isSome(byKey)) return byKey.value
+        if (typeof reference === "string") {
+          const byRemoteId = yield* context.ledger.findByRemoteId(reference)
+          if (Option.isSome(byRemoteId)) return byRemoteId.value
+        }
+        return yield* new UnknownTask({ reference: key })
+      })
+
+    /** Takes a row to its end: finishes its submit if needed, tracks it, stores its outputs. */
+    const waitFor = (record: TaskRecord, waitOptions: WaitOptions, deadlineAt: number): Effect.Effect<TaskRecord, WaitError> =>
+      Effect.gen(function* () {
+        const done = finalOutcome(record)
+        if (done !== undefined) {
+          // However it ended (here or elsewhere), a finished task holds no slot of ours.
+          yield* context.limits.releaseTaskSlot(record.taskKey)
+          return yield* done
+        }
+        if (record.state === "succeeded") return yield* results.finish(record)
+        const running = submitStates.includes(record.state)
+          ? yield* submitter.recover(record, deadlineAt).pipe(
+              // Recovering a recorded row checks no input and reserves no spend: these cannot happen.
+              Effect.catchTags({
+                InvalidInput: (error) => Effect.die(error),
+                IdempotencyConflict: (error) => Effect.die(error),
+                SpendCapExceeded: (error) => Effect.die(error),
+                SpendCapUnmetered: (error) => Effect.die(error)
+              })
+            )
+          : record
+        if (!isInFlight(running.state)) return yield* waitFor(running, waitOptions, deadlineAt)
+        return yield* tracking.await(running, planFor(context, waitOptions, running), deadlineAt)
+      })
+
+    const wait: Service["wait"] = (reference, waitOptions = {}) =>
+      Effect.gen(function* () {
+        const record = yield* lookup(reference)
+        return yield* waitFor(record, waitOptions, yield* deadlineOf(waitOptions, record))
+      }).pipe(
+        Effect.withSpan("reelkit.wait", {
+          attributes: {
+            ...context.spanAttributes,
+            "reelkit.task_key": typeof reference === "string" ? reference : reference.taskKey
+          }
         })
       )
-    // Tasks this process claimed in `reconcile`: their leases are renewed with every status applied.
-    const leased = new Set<string>()
 
-    const handleOf = (record: TaskRecord) =>
-      new TaskHandle({
-        providerId: record.providerId,
-        modelId: record.modelId,
-        taskKey: record.taskKey,
-        remoteTaskId: record.remoteTaskId!,
-        submittedAt: record.submittedAt ?? record.createdAt
-      })
-
-    // Outputs being stored right now, by task: a second request to store them joins the first
-    // instead of downloading the same files again into the same keys.
-    const storing = new Map<string, Deferred.Deferred<TaskRecord, WaitError>>()
-    const storeOutputs = (record: TaskRecord): Effect.Effect<TaskRecord, WaitError> =>
-      Effect.suspend(() => {
-        const running = storing.get(record.taskKey)
-        if (running !== undefined) return Deferred.await(running)
-        const done = Deferred.unsafeMake<TaskRecord, WaitError>(FiberId.none)
-        storing.set(record.taskKey, done)
-        return downloadOutputs(record).pipe(
-          Effect.exit,
-          Effect.tap((exit) => Deferred.done(done, exit)),
-          Effect.ensuring(Effect.sync(() => storing.delete(record.taskKey))),
-          Effect.flatten
-        )
-      })
-    const downloadOutputs = (record: TaskRecord): Effect.Effect<TaskRecord, WaitError> =>
-      Effect.gen(function* () {
-        const artifacts =
-          Option.isSome(store) && Option.isSome(httpClient)
-            ? yield* ResultStorage.storeResults(record, options.results).pipe(
-                Effect.provideService(ArtifactStore, store.value),
-                Effect.provideService(HttpClient.HttpClient, httpClient.value)
-              )
-            : []
-        return yield* ledger.transition(record.taskKey, ["succeeded"], { state: "completed", artifacts }).pipe(
-          Effect.catchTag("StaleTransition", () =>
-            // Another fiber or process completed it first; its row is the truth.
-            Effect.flatMap(ledger.get(record.taskKey), (row) =>
-              Option.isSome(row)
-                ? Effect.succeed(row.value)
-                : Effect.fail(new UnknownTask({ reference: record.taskKey }))
-            )
-          )
-        )
-      })
-
-    const finalEventOf = (record: TaskRecord, at: number): TaskEvent | undefined =>
-      record.state === "completed"
-        ? TaskEvent.Succeeded({
-            taskKey: record.taskKey,
-            at,
-            resultUrls: record.resultUrls,
-            artifacts: record.artifacts,
-            record
-          })
+    const finalEventOf = (record: TaskRecord, at: number): TaskEvent =>
+      record.state === "cancelled"
+        ? TaskEvent.Cancelled({ taskKey: record.taskKey, at, record })
         : record.state === "failed"
           ? TaskEvent.Failed({
               taskKey: record.taskKey,
@@ -308,633 +278,189 @@ export const make = (
               message: record.failMessage ?? "",
               record
             })
-          : undefined
-
-    const notify = (listeners: ReadonlySet<PollScheduler.Listener>, event: TaskEvent) => {
-      for (const listener of listeners) listener.onEvent(event)
-    }
-    const notifyError = (listeners: ReadonlySet<PollScheduler.Listener>, error: TaskError) => {
-      for (const listener of listeners) listener.onError(error)
-    }
-
-    /** Finishes a succeeded row: stores outputs, then tells the listeners. */
-    const finishSucceeded = (record: TaskRecord, listeners: ReadonlySet<PollScheduler.Listener>) =>
-      storeOutputs(record).pipe(
-        Effect.flatMap((completed) =>
-          Effect.map(Clock.currentTimeMillis, (now) => notify(listeners, finalEventOf(completed, now)!))
-        ),
-        Effect.catchAll((error) =>
-          Effect.sync(() => notifyError(listeners, error as TaskError)).pipe(
-            Effect.zipRight(Metric.increment(metrics.failures))
-          )
-        )
-      )
-
-    // What a status means for the ledger and the listeners. Returns true when the task is finished.
-    const applyStatus = (
-      taskKey: string,
-      status: TaskStatus,
-      nextPollAt: number | undefined,
-      listeners: ReadonlySet<PollScheduler.Listener>,
-      previous?: TaskStatus["_tag"] | undefined
-    ): Effect.Effect<boolean> =>
-      Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        const inFlightEvent =
-          status._tag === "Pending"
-            ? TaskEvent.Pending({ taskKey, at: now, nextPollAt })
-            : status._tag === "Processing"
-              ? TaskEvent.Processing({ taskKey, at: now, progress: status.progress, nextPollAt })
-              : undefined
-        // The same in-flight state as last time: nothing to record (unless a claim's lease needs renewing).
-        if (inFlightEvent !== undefined && previous === status._tag && !leased.has(taskKey)) {
-          notify(listeners, inFlightEvent)
-          return false
-        }
-        const patch =
-          status._tag === "Pending"
-            ? { state: "pending" as const }
-            : status._tag === "Processing"
-              ? { state: "processing" as const }
-              : status._tag === "Succeeded"
-                ? {
-                    state: "succeeded" as const,
-                    resultUrls: status.outputs.map((output) => output.url),
-                    completedAt: status.remoteCompletedAt ?? now,
-                    resultExpiresAt: now + Duration.toMillis(provider.hints.resultRetention)
-                  }
-                : {
-                    state: "failed" as const,
-                    failCode: status.code,
-                    failMessage: status.message,
-                    completedAt: status.remoteCompletedAt ?? now
-                  }
-        const terminal = status._tag === "Succeeded" || status._tag === "Failed"
-        const lease = !leased.has(taskKey)
-          ? {}
-          : terminal
-            ? noLease
-            : { leaseOwner: owner, leaseExpiresAt: now + leaseMillis }
-        if (terminal) leased.delete(taskKey)
-        const updated = yield* Effect.either(ledger.transition(taskKey, inFlightStates, { ...patch, ...lease }))
-        if (Either.isLeft(updated)) {
-          if (updated.left._tag !== "StaleTransition") {
-            notifyError(listeners, updated.left)
-            return true
-          }
-          // The row moved on without us (another process, or a callback): follow the ledger.
-          const row = yield* Effect.either(ledger.get(taskKey))
-          if (Either.isLeft(row) || Option.isNone(row.right)) {
-            notifyError(listeners, Either.isLeft(row) ? row.left : new UnknownTask({ reference: taskKey }))
-            return true
-          }
-          const current = row.right.value
-          // Finished elsewhere: this process's slot for it is free again all the same.
-          if (current.state !== "pending" && current.state !== "processing" && current.state !== "submitted") {
-            yield* limits.releaseTaskSlot(taskKey)
-          }
-          if (current.state === "succeeded") {
-            yield* FiberSet.run(background, finishSucceeded(current, listeners))
-            return true
-          }
-          const final = finalEventOf(current, now)
-          if (final !== undefined) {
-            notify(listeners, final)
-            return true
-          }
-          if (current.state === "ambiguous" || current.state === "rejected") {
-            notifyError(listeners, new UnknownTask({ reference: taskKey }))
-            return true
-          }
-          return false
-        }
-        const record = updated.right
-        if (inFlightEvent !== undefined) {
-          notify(listeners, inFlightEvent)
-          return false
-        }
-        // Terminal: the slot is free, and the outcome is recorded for everyone who waits.
-        yield* limits.releaseTaskSlot(taskKey)
-        if (record.submittedAt !== undefined) {
-          yield* Metric.update(metrics.completion, (now - record.submittedAt) / 1000)
-        }
-        if (status._tag === "Failed") {
-          yield* Metric.increment(metrics.failures)
-          notify(listeners, finalEventOf(record, now)!)
-        } else {
-          yield* FiberSet.run(background, finishSucceeded(record, listeners))
-        }
-        return true
-      })
-
-    const scheduler = yield* PollScheduler.make({
-      provider,
-      limits,
-      retry,
-      pollConcurrency: options.pollConcurrency ?? 8,
-      handler: { apply: applyStatus }
-    })
-
-    const lookup: Service["lookup"] = (reference) =>
-      Effect.gen(function* () {
-        const key = typeof reference === "string" ? reference : reference.taskKey
-        const byKey = yield* ledger.get(key)
-        if (Option.isSome(byKey)) return byKey.value
-        if (typeof reference === "string") {
-          const byRemoteId = yield* ledger.findByRemoteId(reference)
-          if (Option.isSome(byRemoteId)) return byRemoteId.value
-        }
-        return yield* new UnknownTask({ reference: key })
-      })
-
-    // ---- submit ---------------------------------------------------------------------------------
-
-    const markRejected = (taskKey: string, error: { readonly _tag: string; readonly message: string }) =>
-      ledger
-        .transition(taskKey, ["submitting"], {
-          state: "rejected",
-          failCode: error._tag,
-          failMessage: error.message,
-          ...noLease
-        })
-        .pipe(Effect.ignore, Effect.ensuring(limits.releaseTaskSlot(taskKey)))
-
-    const submitOnce = (record: TaskRecord, options: StartOptions, attempt: number) =>
-      Effect.gen(function* () {
-        yield* Metric.increment(metrics.submits)
-        const outcome = yield* Effect.either(
-          provider
-            .submit({
-              taskKey: record.taskKey,
-              input: record.input,
-              callbackUrl: record.callbackUrl,
-              options: options.providerOptions
-            })
-            .pipe(
-              Effect.withSpan("reelkit.submit", {
-                captureStackTrace: false,
-                attributes: { ...spanAttributes, "reelkit.task_key": record.taskKey, "reelkit.attempt": attempt }
-              })
-            )
-        )
-        const now = yield* Clock.currentTimeMillis
-        if (Either.isRight(outcome)) {
-          // Recorded before anything else happens, so a crash from here on leaves a resumable task.
-          // From `ambiguous` too: should another process have judged this submit lost meanwhile,
-          // the task it created must not be forgotten.
-          const submitted = yield* ledger.transition(record.taskKey, ["submitting", "ambiguous"], {
-            state: "submitted",
-            remoteTaskId: outcome.right.remoteTaskId,
-            submittedAt: now,
-            ...noLease
-          })
-          return Either.right(submitted)
-        }
-        return Either.left(outcome.left)
-      })
-
-    const submitWithRetry = (record: TaskRecord, startOptions: StartOptions): Effect.Effect<TaskHandle, StartError> =>
-      Effect.gen(function* () {
-        const stepper = Schedules.stepper(retry)
-        for (let attempt = 1; ; attempt++) {
-          yield* limits.takeRequest
-          yield* holdSubmit(record.taskKey, "sending")
-          // One attempt and its record are one step: an interruption cannot fall between the POST and the ledger.
-          const outcome = yield* Effect.uninterruptible(submitOnce(record, startOptions, attempt))
-          if (Either.isRight(outcome)) return handleOf(outcome.right)
-          const error = outcome.left
-          if (isSafeToResubmit(error)) {
-            if (error._tag === "RateLimited") {
-              yield* limits.backOff(Duration.millis(error.retryAfterMillis ?? 0))
-            }
-            const delay = yield* stepper.next(error, yield* Clock.currentTimeMillis)
-            if (Option.isSome(delay)) {
-              yield* Metric.increment(metrics.retries)
-              // The attempt proved nothing was created: while waiting, nothing of this task is out.
-              yield* holdSubmit(record.taskKey, "queued")
-              yield* Effect.sleep(Duration.millis(delay.value))
-              continue
-            }
-          }
-          yield* Metric.increment(metrics.failures)
-          if (error.provesNotCreated) {
-            yield* markRejected(record.taskKey, error)
-            return yield* Effect.fail(error)
-          }
-          // The request reached the server and we cannot tell what it did: never send it again by ourselves.
-          const unknown = new SubmitOutcomeUnknown({ taskKey: record.taskKey, reason: error.message })
-          yield* ledger
-            .transition(record.taskKey, ["submitting"], {
-              state: "ambiguous",
-              failCode: "SubmitOutcomeUnknown",
-              failMessage: error.message,
-              ...noLease
-            })
-            .pipe(Effect.ignore)
-          yield* limits.releaseTaskSlot(record.taskKey)
-          return yield* Effect.fail(unknown)
-        }
-      }).pipe(
-        // Interrupted while waiting to (re)send: every attempt so far proved nothing was created.
-        Effect.onInterrupt(() =>
-          markRejected(record.taskKey, {
-            _tag: "Interrupted",
-            message: "The start was interrupted before any task was created"
-          })
-        )
-      )
-
-    /** Sends the submit of a freshly created (or re-opened) row, letting concurrent starts of the same key wait for it. */
-    const submitRecorded = (record: TaskRecord, startOptions: StartOptions) =>
-      Effect.gen(function* () {
-        const done = yield* Deferred.make<TaskHandle, StartError>()
-        submitsInFlight.set(record.taskKey, done)
-        return yield* submitWithRetry(record, startOptions).pipe(
-          Effect.exit,
-          Effect.tap((exit) => Deferred.done(done, exit)),
-          Effect.ensuring(Effect.sync(() => submitsInFlight.delete(record.taskKey))),
-          Effect.flatten
-        )
-      })
-
-    /** A start found an existing task for its idempotency key. */
-    const fromExisting = (record: TaskRecord, startOptions: StartOptions): Effect.Effect<TaskHandle, StartError> => {
-      switch (record.state) {
-        case "submitting": {
-          const inFlight = submitsInFlight.get(record.taskKey)
-          return inFlight !== undefined
-            ? Deferred.await(inFlight)
-            : Effect.fail(
-                new SubmitOutcomeUnknown({
-                  taskKey: record.taskKey,
-                  reason: "another process is submitting this task, or stopped while it was"
-                })
-              )
-        }
-        case "ambiguous":
-          return Effect.fail(new SubmitOutcomeUnknown({ taskKey: record.taskKey, reason: record.failMessage ?? "" }))
-        case "rejected":
-          // Nothing was created the first time, so sending it again is safe (e.g. after a top-up).
-          return Effect.gen(function* () {
-            yield* limits.acquireTaskSlot(record.taskKey)
-            const reopened = yield* ledger
-              .transition(record.taskKey, ["rejected"], {
-                state: "submitting",
-                leaseOwner: owner,
-                leaseExpiresAt: (yield* Clock.currentTimeMillis) + submitLeaseMillis
-              })
-              .pipe(Effect.tapError(() => limits.releaseTaskSlot(record.taskKey)))
-            return yield* submitRecorded(reopened, startOptions)
-          })
-        default:
-          return Effect.succeed(handleOf(record))
-      }
-    }
-
-    const start: Service["start"] = (input, startOptions = {}) =>
-      Effect.gen(function* () {
-        const prepared = yield* provider.prepare(input)
-        if (startOptions.idempotencyKey !== undefined) {
-          const existing = yield* ledger.findByIdempotencyKey(startOptions.idempotencyKey)
-          if (Option.isSome(existing)) {
-            if (!sameInput(existing.value.input, prepared.wire)) {
-              return yield* new IdempotencyConflict({
-                idempotencyKey: startOptions.idempotencyKey,
-                taskKey: existing.value.taskKey
-              })
-            }
-            return yield* fromExisting(existing.value, startOptions)
-          }
-        }
-        const taskKey = startOptions.taskKey ?? (yield* newTaskKey)
-        yield* limits.acquireTaskSlot(taskKey)
-        const created = yield* ledger
-          .create({
-            taskKey,
-            providerId: provider.providerId,
-            modelId: provider.modelId,
-            idempotencyKey: startOptions.idempotencyKey,
-            input: prepared.wire,
-            callbackUrl:
-              startOptions.callbackUrl ??
-              Option.getOrUndefined(Option.map(callbackConfig, (config) => CallbackUrls.urlFor(config, taskKey))),
-            billableSeconds: prepared.billableSeconds
-          })
-          .pipe(Effect.tapError(() => limits.releaseTaskSlot(taskKey)))
-        if (created._tag === "Existing") {
-          yield* limits.releaseTaskSlot(taskKey)
-          return yield* fromExisting(created.record, startOptions)
-        }
-        return yield* submitRecorded(yield* holdSubmit(taskKey, "queued"), startOptions)
-      }).pipe(Effect.withSpan("reelkit.start", { attributes: spanAttributes }))
-
-    // ---- wait -----------------------------------------------------------------------------------
-
-    /** Settles rows that need no polling; `undefined` means the task is in flight. */
-    const settled = (record: TaskRecord): Effect.Effect<TaskRecord, WaitError> | undefined => {
-      const outcome = settledOutcome(record)
-      // However it ended (here or in another process), a finished task holds no slot of ours.
-      // A row still `submitting` may be this process's own submit: its slot stays.
-      return outcome === undefined || record.state === "submitting"
-        ? outcome
-        : Effect.zipRight(limits.releaseTaskSlot(record.taskKey), outcome)
-    }
-    const settledOutcome = (record: TaskRecord): Effect.Effect<TaskRecord, WaitError> | undefined => {
-      switch (record.state) {
-        case "completed":
-          return Effect.succeed(record)
-        case "failed":
-          return Effect.fail(
-            new TaskFailed({
-              taskKey: record.taskKey,
-              code: record.failCode ?? "UNKNOWN",
-              failMessage: record.failMessage ?? ""
-            })
-          )
-        case "rejected":
-          return Effect.fail(
-            new RequestRejected({ status: 0, message: record.failMessage ?? "The submit was rejected" })
-          )
-        case "ambiguous":
-        case "submitting":
-          return Effect.fail(
-            new SubmitOutcomeUnknown({
-              taskKey: record.taskKey,
-              reason: record.failMessage ?? "the submit did not finish"
-            })
-          )
-        case "succeeded":
-          return storeOutputs(record)
-        default:
-          return undefined
-      }
-    }
-
-    const wait: Service["wait"] = (reference, waitOptions = {}) =>
-      Effect.gen(function* () {
-        let record = yield* lookup(reference)
-        if (record.state === "submitting") {
-          const inFlight = submitsInFlight.get(record.taskKey)
-          if (inFlight !== undefined) {
-            yield* Deferred.await(inFlight).pipe(Effect.ignore)
-            record = yield* lookup(record.taskKey)
-          }
-        }
-        const done = settled(record)
-        if (done !== undefined) return yield* done
-        const plan = planFor(waitOptions, record)
-        yield* limits.acquireTaskSlot(record.taskKey)
-        const outcome = yield* Deferred.make<TaskRecord, WaitError>()
-        const started = yield* Clock.currentTimeMillis
-        return yield* Effect.acquireUseRelease(
-          scheduler.track(record, plan, {
-            onEvent: (event) => {
-              if (event._tag === "Succeeded") Deferred.unsafeDone(outcome, Effect.succeed(event.record))
-              else if (event._tag === "Failed") {
-                Deferred.unsafeDone(
-                  outcome,
-                  Effect.fail(new TaskFailed({ taskKey: event.taskKey, code: event.code, failMessage: event.message }))
-                )
-              }
-            },
-            onError: (error) => Deferred.unsafeDone(outcome, Effect.fail(error as WaitError))
-          }),
-          () =>
-            Deferred.await(outcome).pipe(
-              Effect.timeoutFail({
-                duration: plan.deadline,
-                onTimeout: () => new DeadlineExceeded({ taskKey: record.taskKey, waitedMillis: 0 })
-              }),
-              Effect.catchTag("DeadlineExceeded", (error) =>
-                Effect.flatMap(Clock.currentTimeMillis, (now) =>
-                  Effect.fail(new DeadlineExceeded({ taskKey: error.taskKey, waitedMillis: now - started }))
-                )
-              )
-            ),
-          (untrack) => untrack()
-        )
-      }).pipe(
-        Effect.withSpan("reelkit.wait", {
-          attributes: {
-            ...spanAttributes,
-            "reelkit.task_key": typeof reference === "string" ? reference : reference.taskKey
-          }
-        })
-      )
+          : TaskEvent.Succeeded({ taskKey: record.taskKey, at, resultUrls: record.resultUrls, artifacts: record.artifacts, record })
 
     const watch: Service["watch"] = (reference, waitOptions = {}) =>
       Stream.unwrapScoped(
         Effect.gen(function* () {
           const record = yield* lookup(reference)
+          // Subscribe before anything can happen, so no event of this task is missed.
+          const subscription = yield* subscribe(context)
           const now = yield* Clock.currentTimeMillis
           const submitted =
             record.remoteTaskId === undefined
               ? Stream.empty
               : Stream.make(
-                  TaskEvent.Submitted({
-                    taskKey: record.taskKey,
-                    remoteTaskId: record.remoteTaskId,
-                    at: record.submittedAt ?? now
-                  })
+                  TaskEvent.Submitted({ taskKey: record.taskKey, remoteTaskId: record.remoteTaskId, at: record.submittedAt ?? now })
                 )
-          const done = settled(record)
-          if (done !== undefined) {
-            return Stream.concat(
-              submitted,
-              Stream.fromEffect(Effect.map(done, (settledRecord) => finalEventOf(settledRecord, now)!))
-            )
-          }
-          yield* limits.acquireTaskSlot(record.taskKey)
-          const events = Stream.asyncScoped<TaskEvent, WaitError>((emit) =>
-            Effect.acquireRelease(
-              scheduler.track(record, planFor(waitOptions, record), {
-                onEvent: (event) => {
-                  void emit.single(event)
-                  if (event._tag === "Succeeded" || event._tag === "Failed") void emit.end()
-                },
-                onError: (error) => void emit.fail(error as WaitError)
+          const live = Stream.fromQueue(subscription).pipe(
+            Stream.filter((event) => event.taskKey === record.taskKey && !isFinal(event))
+          )
+          // The end comes from the wait itself (so a task already over still ends the stream), a
+          // remote failure as a `Failed` event rather than an error.
+          const end = Stream.fromEffect(
+            wait(record.taskKey, waitOptions).pipe(
+              Effect.catchTags({
+                TaskFailed: () => lookup(record.taskKey),
+                TaskCancelled: () => lookup(record.taskKey)
               }),
-              (untrack) => untrack()
+              Effect.flatMap((row) => Effect.map(Clock.currentTimeMillis, (at) => finalEventOf(row, at)))
             )
           )
-          return Stream.concat(submitted, events)
+          return Stream.concat(submitted, Stream.merge(live, end, { haltStrategy: "right" }))
         })
       )
 
-    const resubmit: Service["resubmit"] = (reference, resubmitOptions = {}) =>
+    const start: Service["start"] = (input, startOptions = {}) =>
       Effect.gen(function* () {
-        const record = yield* lookup(reference)
-        if (record.state !== "ambiguous" && record.state !== "rejected") {
-          if (record.remoteTaskId !== undefined) return handleOf(record)
-          return yield* new StaleTransition({
-            taskKey: record.taskKey,
-            expected: ["ambiguous", "rejected"],
-            actual: record.state
-          })
-        }
-        yield* limits.acquireTaskSlot(record.taskKey)
-        const reopened = yield* ledger
-          .transition(record.taskKey, ["ambiguous", "rejected"], {
-            state: "submitting",
-            leaseOwner: owner,
-            leaseExpiresAt: (yield* Clock.currentTimeMillis) + submitLeaseMillis
-          })
-          .pipe(Effect.tapError(() => limits.releaseTaskSlot(record.taskKey)))
-        return yield* submitRecorded(reopened, resubmitOptions)
-      }).pipe(Effect.withSpan("reelkit.resubmit", { attributes: spanAttributes }))
+        const now = yield* Clock.currentTimeMillis
+        return yield* submitter.start({
+          input,
+          taskKey: startOptions.taskKey,
+          idempotencyKey: startOptions.idempotencyKey,
+          callbackUrl: startOptions.callbackUrl,
+          providerOptions: startOptions.providerOptions,
+          deadlineAt: startOptions.deadline === undefined ? undefined : now + Duration.toMillis(startOptions.deadline)
+        })
+      })
 
     const generate: Service["generate"] = (input, generateOptions = {}) =>
-      Effect.flatMap(start(input, generateOptions), (handle) => wait(handle, generateOptions))
-
-    const resume: Service["resume"] = (handle, waitOptions) =>
       Effect.gen(function* () {
-        const existing = yield* ledger.get(handle.taskKey)
+        const startedAt = yield* Clock.currentTimeMillis
+        const deadlineAt = startedAt + Duration.toMillis(planFor(context, generateOptions).deadline)
+        const handle = yield* submitter.start({
+          input,
+          taskKey: generateOptions.taskKey,
+          idempotencyKey: generateOptions.idempotencyKey,
+          callbackUrl: generateOptions.callbackUrl,
+          providerOptions: generateOptions.providerOptions,
+          deadlineAt
+        })
+        // The waiting half is traced like `wait`, so a generate's spans show where its time went.
+        return yield* waitFor(yield* lookup(handle.taskKey), generateOptions, deadlineAt).pipe(
+          Effect.withSpan("reelkit.wait", { attributes: { ...context.spanAttributes, "reelkit.task_key": handle.taskKey } })
+        )
+      })
+
+    const resume: Service["resume"] = (handle, waitOptions = {}) =>
+      Effect.gen(function* () {
+        const existing = yield* context.ledger.get(handle.taskKey)
         if (Option.isNone(existing)) {
-          yield* ledger
+          const created = yield* context.ledger
             .create({
               taskKey: handle.taskKey,
               providerId: handle.providerId,
               modelId: handle.modelId,
-              input: null
+              input: null,
+              state: "submitted",
+              remoteTaskId: handle.remoteTaskId,
+              submittedAt: handle.submittedAt
             })
             .pipe(
-              // No idempotency key is given, so a conflict cannot happen.
-              Effect.catchTag("IdempotencyConflict", (error) => Effect.die(error))
+              // No idempotency key is given, so a conflict cannot happen; a remote id already
+              // recorded under another key is that row's task: wait for it there.
+              Effect.catchTags({
+                IdempotencyConflict: (error) => Effect.die(error),
+                DuplicateRemoteId: (error) => Effect.as(Effect.void, { _tag: "Elsewhere" as const, taskKey: error.heldBy })
+              })
             )
-          yield* ledger.transition(handle.taskKey, ["submitting"], {
-            state: "submitted",
-            remoteTaskId: handle.remoteTaskId,
-            submittedAt: handle.submittedAt
-          })
+          if (created._tag === "Elsewhere") return yield* wait(created.taskKey, waitOptions)
         }
         return yield* wait(handle.taskKey, waitOptions)
       })
 
-    const refresh: Service["refresh"] = (reference) =>
+    const resubmit: Service["resubmit"] = (reference) => Effect.flatMap(lookup(reference), submitter.resubmit)
+
+    const refresh: Service["refresh"] = (reference) => Effect.flatMap(lookup(reference), tracking.refresh)
+
+    const cancel: Service["cancel"] = (reference) =>
       Effect.gen(function* () {
         const record = yield* lookup(reference)
-        if (!inFlightStates.includes(record.state) || record.remoteTaskId === undefined) return record
-        if (yield* scheduler.pollNow(record.taskKey)) return record
-        yield* limits.takeRequest
-        yield* Metric.increment(metrics.polls)
-        const status = yield* provider.status(record.remoteTaskId).pipe(
-          Effect.withSpan("reelkit.status", {
-            captureStackTrace: false,
-            attributes: { ...spanAttributes, "reelkit.task_key": record.taskKey }
-          })
+        if (record.state === "queued") {
+          // Nothing of it was ever sent: cancelling is a fenced ledger write, no provider call. A
+          // submit of it waiting in this process finds the row cancelled at its next fenced write
+          // (before any send) and ends with TaskCancelled.
+          const cancelled = yield* write(context, record, { state: "cancelled", ...noLease }).pipe(
+            Effect.catchTags({
+              StaleTransition: () => lookup(record.taskKey),
+              DuplicateRemoteId: (error) => Effect.die(error)
+            })
+          )
+          if (cancelled.state === "cancelled") {
+            yield* context.limits.releaseTaskSlot(record.taskKey)
+            return cancelled
+          }
+          const now = yield* Clock.currentTimeMillis
+          if (cancelled.state !== "queued" || !heldByOther(cancelled, context.owner, now)) return yield* cancel(cancelled.taskKey)
+          // Another live process holds it (it may be about to send it): follow the row until that
+          // process sends it or lets go, then cancel what it became.
+          const moved = yield* followLedger(
+            context,
+            cancelled.taskKey,
+            (row, at) => row.state !== "queued" || !heldByOther(row, context.owner, at),
+            Duration.toMillis(planFor(context, {}).interval),
+            yield* deadlineOf({})
+          )
+          if (Option.isNone(moved)) {
+            return yield* new DeadlineExceeded({ taskKey: record.taskKey, waitedMillis: (yield* Clock.currentTimeMillis) - now })
+          }
+          return yield* cancel(moved.value.taskKey)
+        }
+        if (record.state === "sending") {
+          // The submit may be on the wire: learn what it became (join it here, follow it
+          // elsewhere, or judge a dead holder's), then cancel that, rather than wait for the task.
+          const sent = yield* submitter.recover(record, yield* deadlineOf({})).pipe(
+            // Recovering a recorded row checks no idempotency key and reserves no spend.
+            Effect.catchTags({
+              IdempotencyConflict: (error) => Effect.die(error),
+              SpendCapExceeded: (error) => Effect.die(error),
+              SpendCapUnmetered: (error) => Effect.die(error)
+            })
+          )
+          return yield* cancel(sent.taskKey)
+        }
+        if (record.state === "cancelled") return record
+        if (!isInFlight(record.state) || record.remoteTaskId === undefined) {
+          const done = finalOutcome(record)
+          return done === undefined ? yield* wait(record.taskKey) : yield* done
+        }
+        const providerCancel = context.provider.cancel
+        if (providerCancel === undefined) {
+          return yield* new CancelNotSupported({ providerId: context.provider.providerId, modelId: context.provider.modelId })
+        }
+        yield* context.limits.takeRequest
+        yield* providerCancel(record.remoteTaskId)
+        // The provider's own status is the truth: a task that finished before the cancel landed
+        // is recorded as it finished (its outputs stored), not as cancelled.
+        const after = yield* tracking.refresh(record).pipe(
+          Effect.catchTag("TaskFailed", () => lookup(record.taskKey))
         )
-        yield* applyStatus(record.taskKey, status, undefined, new Set())
-        return yield* lookup(record.taskKey)
-      })
+        if (!isInFlight(after.state)) return after
+        return yield* tracking.confirmCancel(after)
+      }).pipe(Effect.withSpan("reelkit.cancel", { attributes: context.spanAttributes }))
 
     const reconcile: Service["reconcile"] = (waitOptions = {}) =>
-      Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        const submittingRows = yield* ledger.list({
-          states: ["submitting"],
-          providerId: provider.providerId,
-          modelId: provider.modelId
-        })
-        // Whether each submit was caught with a request possibly out (read before claiming rewrites the lease).
-        const maybeSent = new Set(
-          submittingRows
-            .filter((record) => record.leaseOwner === undefined || record.leaseOwner.endsWith(sendingMark))
-            .map((record) => record.taskKey)
-        )
-        // Submits another live process holds: not ours to judge; reported, left alone.
-        const submittingElsewhere = submittingRows.filter(
-          (record) =>
-            record.leaseOwner !== undefined && record.leaseOwner !== owner && (record.leaseExpiresAt ?? 0) > now
-        )
-        const claimed = yield* ledger.claimUnfinished({
-          owner,
-          leaseMillis,
-          providerId: provider.providerId,
-          modelId: provider.modelId
-        })
-        const completed: Array<string> = []
-        const failed: Array<string> = []
-        const ambiguous: Array<string> = []
-        const unfinished: Array<{ taskKey: string; error: string; reason: string }> = submittingElsewhere.map(
-          (record) => ({
-            taskKey: record.taskKey,
-            error: "SubmitInProgress",
-            reason: `Another process is submitting task ${record.taskKey}; it is left to that process`
-          })
-        )
-        let remaining = claimed.length
-        const allDone = yield* Deferred.make<void>()
-        const settle = (push: () => void) => {
-          push()
-          remaining -= 1
-          if (remaining === 0) Deferred.unsafeDone(allDone, Effect.void)
-        }
-        const listenerFor = (taskKey: string): PollScheduler.Listener => ({
-          onEvent: (event) => {
-            if (event._tag === "Succeeded") settle(() => completed.push(taskKey))
-            else if (event._tag === "Failed") settle(() => failed.push(taskKey))
-          },
-          onError: (error) => settle(() => unfinished.push({ taskKey, error: error._tag, reason: error.message }))
-        })
-        for (const record of claimed) leased.add(record.taskKey)
-        for (const record of claimed) {
-          if (record.state === "submitting" && submitsInFlight.has(record.taskKey)) {
-            // This very process is submitting it: its own start records the outcome.
-            settle(() =>
-              unfinished.push({
-                taskKey: record.taskKey,
-                error: "SubmitInProgress",
-                reason: `Task ${record.taskKey} is being submitted by this process`
-              })
-            )
-          } else if (record.state === "submitting" && !maybeSent.has(record.taskKey)) {
-            // The process stopped while this submit was still queued: no request of it ever went
-            // out, so sending it now is its first and only paid submit.
-            yield* limits.acquireTaskSlot(record.taskKey)
-            yield* FiberSet.run(
-              background,
-              submitRecorded(record, {}).pipe(
-                Effect.zipRight(wait(record.taskKey, waitOptions)),
-                Effect.match({
-                  onSuccess: () => settle(() => completed.push(record.taskKey)),
-                  onFailure: (error) =>
-                    settle(() =>
-                      error._tag === "TaskFailed"
-                        ? failed.push(record.taskKey)
-                        : error._tag === "SubmitOutcomeUnknown"
-                          ? ambiguous.push(record.taskKey)
-                          : unfinished.push({ taskKey: record.taskKey, error: error._tag, reason: error.message })
-                    )
-                })
-              )
-            )
-          } else if (record.state === "submitting") {
-            // The process stopped with a POST possibly in flight (its claim expired): we cannot know
-            // whether the task was created.
-            yield* ledger
-              .transition(record.taskKey, ["submitting"], {
-                state: "ambiguous",
-                failCode: "SubmitOutcomeUnknown",
-                failMessage: "The process stopped while the submit was in flight; it was not re-sent",
-                ...noLease
-              })
-              .pipe(Effect.ignore)
-            settle(() => ambiguous.push(record.taskKey))
-          } else if (record.state === "succeeded") {
-            yield* FiberSet.run(background, finishSucceeded(record, new Set([listenerFor(record.taskKey)])))
-          } else {
-            yield* limits.acquireTaskSlot(record.taskKey)
-            yield* scheduler.track(record, planFor(waitOptions, record), listenerFor(record.taskKey))
-          }
-        }
-        if (claimed.length > 0) yield* Deferred.await(allDone)
-        return { claimed: claimed.length, completed, failed, ambiguous, unfinished }
-      }).pipe(Effect.withSpan("reelkit.reconcile", { attributes: spanAttributes }))
+      Effect.flatMap(deadlineOf(waitOptions), (deadlineAt) =>
+        reconciler.reconcile((record) => planFor(context, waitOptions, record), deadlineAt)
+      )
 
-    return TaskClient.of({ provider, start, wait, watch, generate, resume, resubmit, reconcile, lookup, refresh })
+    return TaskClient.of({
+      provider,
+      start,
+      wait,
+      watch,
+      events: Stream.unwrapScoped(Effect.map(subscribe(context), (subscription) => Stream.fromQueue(subscription))),
+      subscribe: subscribe(context),
+      generate,
+      resume,
+      resubmit,
+      cancel,
+      reconcile,
+      lookup,
+      refresh
+    })
   })
 
-/** A client from the provider, ledger and limits in context (and, optionally, an `ArtifactStore` with an `HttpClient`). */
-export const layer = (
-  options: Options = {}
-): Layer.Layer<TaskClient, never, TaskProvider | TaskLedger | AccountLimits> => Layer.scoped(TaskClient, make(options))
+/** A client from the provider, ledger, limits, result storage and callback URLs in context. */
+export const layer = (options: Options = {}): Layer.Layer<TaskClient, never, Requirements> =>
+  Layer.scoped(TaskClient, make(options))

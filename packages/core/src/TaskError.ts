@@ -244,12 +244,20 @@ export class LedgerError extends Schema.TaggedError<LedgerError>("@reelkit/core/
 }
 
 /**
- * A conditional ledger update found the task in another state than expected: another fiber or
- * process changed it first. The update was not applied.
+ * A fenced ledger write found the row changed since it was read (another fiber or process wrote
+ * it first), or held by another live lease holder. The write was not applied. An internal race
+ * signal: `TaskClient` re-reads and decides again; it never reaches a caller of the client.
  */
 export class StaleTransition extends Schema.TaggedError<StaleTransition>("@reelkit/core/StaleTransition")(
   "StaleTransition",
-  { taskKey: Schema.String, expected: Schema.Array(Schema.String), actual: Schema.String }
+  {
+    taskKey: Schema.String,
+    expectedVersion: Schema.Number,
+    actualVersion: Schema.Number,
+    actual: Schema.String,
+    /** The live lease holder that refused the write, when that was the reason. */
+    heldBy: Schema.optional(Schema.String)
+  }
 ) {
   get retryable(): boolean {
     return false
@@ -258,7 +266,94 @@ export class StaleTransition extends Schema.TaggedError<StaleTransition>("@reelk
     return false
   }
   override get message(): string {
-    return `Task ${this.taskKey} is ${this.actual}, not ${this.expected.join(" or ")}; the update was not applied`
+    return this.heldBy !== undefined
+      ? `Task ${this.taskKey} is held by ${this.heldBy}; the update was not applied`
+      : `Task ${this.taskKey} changed (version ${this.expectedVersion} -> ${this.actualVersion}, now ${this.actual}); the update was not applied`
+  }
+}
+
+/** A write would give a second row the remote task id another row already has. Nothing was written. */
+export class DuplicateRemoteId extends Schema.TaggedError<DuplicateRemoteId>("@reelkit/core/DuplicateRemoteId")(
+  "DuplicateRemoteId",
+  { remoteTaskId: Schema.String, taskKey: Schema.String, heldBy: Schema.String }
+) {
+  get retryable(): boolean {
+    return false
+  }
+  get provesNotCreated(): boolean {
+    return false
+  }
+  override get message(): string {
+    return `Remote task ${this.remoteTaskId} already belongs to task ${this.heldBy}; task ${this.taskKey} was not changed`
+  }
+}
+
+/**
+ * The submit could not be sent before the caller's deadline (a `Retry-After` or the budget says
+ * to wait longer). Nothing was sent; the task stays queued and resumable.
+ */
+export class RetryLater extends Schema.TaggedError<RetryLater>("@reelkit/core/RetryLater")("RetryLater", {
+  taskKey: Schema.String,
+  /** Epoch milliseconds from which a retry may succeed. */
+  retryAt: Schema.Number,
+  reason: Schema.String
+}) {
+  get retryable(): boolean {
+    return true
+  }
+  get provesNotCreated(): boolean {
+    return true
+  }
+  override get message(): string {
+    return `Task ${this.taskKey} was not sent: ${this.reason}; retry after ${new Date(this.retryAt).toISOString()}`
+  }
+}
+
+/** The task was cancelled (the provider confirmed it). */
+export class TaskCancelled extends Schema.TaggedError<TaskCancelled>("@reelkit/core/TaskCancelled")("TaskCancelled", {
+  taskKey: Schema.String
+}) {
+  get retryable(): boolean {
+    return false
+  }
+  get provesNotCreated(): boolean {
+    return false
+  }
+  override get message(): string {
+    return `Task ${this.taskKey} was cancelled`
+  }
+}
+
+/** The provider documents no way to cancel a task. Nothing was sent. */
+export class CancelNotSupported extends Schema.TaggedError<CancelNotSupported>("@reelkit/core/CancelNotSupported")(
+  "CancelNotSupported",
+  { providerId: Schema.String, modelId: Schema.String }
+) {
+  get retryable(): boolean {
+    return false
+  }
+  get provesNotCreated(): boolean {
+    return false
+  }
+  override get message(): string {
+    return `${this.providerId} offers no way to cancel a ${this.modelId} task`
+  }
+}
+
+/**
+ * A callback delivery failed the provider's signature check: `reason` is `unsigned`, `signature`
+ * (wrong or malformed), `stale` (its `Date` is outside the replay window) or `replayed` (its nonce
+ * was seen already). Nothing changed.
+ */
+export class CallbackRejected extends Schema.TaggedError<CallbackRejected>("@reelkit/core/CallbackRejected")(
+  "CallbackRejected",
+  { reason: Schema.Literal("unsigned", "signature", "stale", "replayed"), message: Schema.String }
+) {
+  get retryable(): boolean {
+    return false
+  }
+  get provesNotCreated(): boolean {
+    return false
   }
 }
 
@@ -301,7 +396,11 @@ export type TaskError =
   | UnknownTask
   | LedgerError
   | StaleTransition
+  | DuplicateRemoteId
   | IdempotencyConflict
+  | RetryLater
+  | TaskCancelled
+  | CancelNotSupported
 
 /** Whether a failed submit may be sent again without risking a second paid task. */
 export const isSafeToResubmit = (error: ProviderError): boolean => error.retryable && error.provesNotCreated

@@ -8,6 +8,19 @@ import type { StoredArtifact, TaskRecord, TaskState } from "./TaskLedger.js"
 
 /** A task event. Every event carries the task key and the time it was observed (epoch ms). */
 export type TaskEvent = Data.TaggedEnum<{
+  /**
+   * The submit is waiting before it is sent (nothing of it is out): for the account's budget, a
+   * `Retry-After`, or a retry delay. `retryAt` is when it expects to send, when known.
+   */
+  Queued: {
+    readonly taskKey: string
+    readonly at: number
+    readonly reason: string
+    readonly retryAt: number | undefined
+    readonly attempt: number
+  }
+  /** A submit attempt is being sent: from here until its answer, the task may exist remotely. */
+  Sending: { readonly taskKey: string; readonly at: number; readonly attempt: number }
   /** The provider accepted the task (or it was found already submitted). */
   Submitted: { readonly taskKey: string; readonly remoteTaskId: string; readonly at: number }
   /** The provider reports the task queued. */
@@ -37,17 +50,26 @@ export type TaskEvent = Data.TaggedEnum<{
     readonly message: string
     readonly record: TaskRecord
   }
+  /** The provider confirmed a cancel. */
+  Cancelled: { readonly taskKey: string; readonly at: number; readonly record: TaskRecord }
 }>
 
 /** Constructors and matchers for task events. */
 export const TaskEvent = Data.taggedEnum<TaskEvent>()
 
 /** Whether the event ends the task's stream. */
-export const isFinal = (event: TaskEvent): boolean => event._tag === "Succeeded" || event._tag === "Failed"
+export const isFinal = (event: TaskEvent): boolean =>
+  event._tag === "Succeeded" || event._tag === "Failed" || event._tag === "Cancelled"
 
 /** The ledger state an event corresponds to. */
 export const stateOf = (event: TaskEvent): TaskState | undefined => {
   switch (event._tag) {
+    case "Queued":
+      return "queued"
+    case "Sending":
+      return "sending"
+    case "Cancelled":
+      return "cancelled"
     case "Submitted":
       return "submitted"
     case "Pending":

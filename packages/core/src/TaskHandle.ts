@@ -14,7 +14,9 @@ export class TaskHandle extends Schema.Class<TaskHandle>("@reelkit/core/TaskHand
   taskKey: Schema.NonEmptyString,
   remoteTaskId: Schema.NonEmptyString,
   /** Epoch milliseconds at which the provider accepted the task. */
-  submittedAt: Schema.Number
+  submittedAt: Schema.Number,
+  /** Fields the caller set that the transport could not carry (see `TaskProvider.Warning`). */
+  warnings: Schema.optional(Schema.Array(Schema.Struct({ field: Schema.String, message: Schema.String })))
 }) {}
 
 /** The handle as JSON text. */

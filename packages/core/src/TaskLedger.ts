@@ -1,8 +1,9 @@
 /**
- * The durable record of every task. A row is written (state `submitting`) before the paid POST,
+ * The durable record of every task. A row is written (state `queued`) before the paid POST,
  * carries the remote task id as soon as it is known, and follows the task to a terminal state and
- * its stored artifacts. Every state change is conditional on the state it expects, so two fibers or
- * processes can never silently overwrite each other.
+ * its stored artifacts. Every write is fenced: compare-and-set on the row's version and lease
+ * holder, so a fiber or process that lost its claim can neither overwrite another's write nor
+ * move a row to `sending`. Remote task ids are unique: two rows never share one.
  *
  * @since 0.1.0
  */
@@ -12,48 +13,21 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { IdempotencyConflict, LedgerError, StaleTransition, UnknownTask } from "./TaskError.js"
+import {
+  DuplicateRemoteId,
+  IdempotencyConflict,
+  LedgerError,
+  StaleTransition,
+  UnknownTask
+} from "./TaskError.js"
+import { WireRequest } from "./TaskProvider.js"
+import { canTransition, State, unfinishedStates } from "./TaskState.js"
 
-/**
- * Where a task is.
- * - `submitting`: row written, the paid POST is being sent (or the process died while sending).
- * - `submitted`, `pending`, `processing`: the provider has the task.
- * - `succeeded`: the provider finished it; outputs are being stored.
- * - `completed`: outputs stored (or no store configured). Terminal.
- * - `failed`: the provider reported failure. Terminal.
- * - `rejected`: the submit was refused outright (nothing was created). Terminal.
- * - `ambiguous`: a submit's outcome is unknown; never re-sent automatically. Terminal until resolved.
- */
-export const TaskState = Schema.Literal(
-  "submitting",
-  "submitted",
-  "pending",
-  "processing",
-  "succeeded",
-  "completed",
-  "failed",
-  "rejected",
-  "ambiguous"
-)
+/** Where a task is: see `TaskState` for the states and what they mean. */
+export const TaskState = State
 
 /** Where a task is. */
-export type TaskState = typeof TaskState.Type
-
-/** States `reconcile` resumes after a restart. */
-export const unfinishedStates: ReadonlyArray<TaskState> = [
-  "submitting",
-  "submitted",
-  "pending",
-  "processing",
-  "succeeded"
-]
-
-/** States in which the provider holds the task and polling applies. */
-export const inFlightStates: ReadonlyArray<TaskState> = ["submitted", "pending", "processing"]
-
-/** Whether no automatic step will change this state again. */
-export const isTerminalState = (state: TaskState): boolean =>
-  state === "completed" || state === "failed" || state === "rejected" || state === "ambiguous"
+export type TaskState = State
 
 /** One stored output. */
 export class StoredArtifact extends Schema.Class<StoredArtifact>("@reelkit/core/StoredArtifact")({
@@ -72,8 +46,10 @@ export class TaskRecord extends Schema.Class<TaskRecord>("@reelkit/core/TaskReco
   modelId: Schema.String,
   idempotencyKey: Schema.optional(Schema.String),
   state: TaskState,
-  /** The prepared wire input, as sent. */
+  /** The model input in wire form (what idempotency compares). */
   input: Schema.Unknown,
+  /** The exact paid request, as the provider's gate returned it (absent on rows made by `resume`). */
+  request: Schema.optional(WireRequest),
   callbackUrl: Schema.optional(Schema.String),
   remoteTaskId: Schema.optional(Schema.String),
   billableSeconds: Schema.optional(Schema.Number),
@@ -87,10 +63,10 @@ export class TaskRecord extends Schema.Class<TaskRecord>("@reelkit/core/TaskReco
   /** When the result URLs stop working. */
   resultExpiresAt: Schema.optional(Schema.Number),
   artifacts: Schema.Array(StoredArtifact),
-  /** Who is resuming this task, and until when (see `claimUnfinished`). */
+  /** Who holds this task (submitting or tracking it), and until when; writes by anyone else are refused. */
   leaseOwner: Schema.optional(Schema.String),
   leaseExpiresAt: Schema.optional(Schema.Number),
-  /** Incremented on every change. */
+  /** Incremented on every write; writes are compare-and-set on it. */
   version: Schema.Number
 }) {}
 
@@ -101,9 +77,38 @@ export interface NewTask {
   readonly modelId: string
   readonly idempotencyKey?: string | undefined
   readonly input: unknown
+  readonly request?: WireRequest | undefined
   readonly callbackUrl?: string | undefined
   readonly billableSeconds?: number | undefined
+  /** The first state (default `queued`; `resume` records a task already `submitted`). */
+  readonly state?: "queued" | "submitted" | undefined
+  readonly remoteTaskId?: string | undefined
+  readonly submittedAt?: number | undefined
+  /** The creator holds the new row until then. */
+  readonly leaseOwner?: string | undefined
+  readonly leaseExpiresAt?: number | undefined
 }
+
+/**
+ * What a fenced write expects: the row as the writer last read (or wrote) it, and who writes. The
+ * write is applied only if the row's version is still `version` and no other live holder (an
+ * unexpired lease of another owner) holds it; `patch.state` must be allowed from `state`.
+ */
+export interface Expected {
+  readonly taskKey: string
+  readonly version: number
+  readonly state: TaskState
+  /** The writer's owner id (a process or worker). */
+  readonly owner: string
+}
+
+/** The fence of a write by `owner` to the row as last seen. */
+export const fence = (record: TaskRecord, owner: string): Expected => ({
+  taskKey: record.taskKey,
+  version: record.version,
+  state: record.state,
+  owner
+})
 
 /** Fields a transition may change. Absent fields are left as they are. */
 export interface TaskPatch {
@@ -112,8 +117,9 @@ export interface TaskPatch {
   readonly callbackUrl?: string
   readonly submittedAt?: number
   readonly completedAt?: number
-  readonly failCode?: string
-  readonly failMessage?: string
+  /** `null` clears it (a resubmitted task forgets its old failure). */
+  readonly failCode?: string | null
+  readonly failMessage?: string | null
   readonly resultUrls?: ReadonlyArray<string>
   readonly resultExpiresAt?: number
   readonly artifacts?: ReadonlyArray<StoredArtifact>
@@ -154,10 +160,11 @@ export type CreateResult =
 /** The ledger service. */
 export interface Service {
   /**
-   * Writes a new row in state `submitting`. With an idempotency key that already has a row, writes
-   * nothing and returns that row (or `IdempotencyConflict` when its input differs). Atomic.
+   * Writes a new row (state `queued` unless told otherwise). With an idempotency key that already
+   * has a row, writes nothing and returns that row (or `IdempotencyConflict` when its input
+   * differs). A remote id another row has fails with `DuplicateRemoteId`. Atomic.
    */
-  readonly create: (task: NewTask) => Effect.Effect<CreateResult, LedgerError | IdempotencyConflict>
+  readonly create: (task: NewTask) => Effect.Effect<CreateResult, LedgerError | IdempotencyConflict | DuplicateRemoteId>
   /** Finds a task by our key. */
   readonly get: (taskKey: string) => Effect.Effect<Option.Option<TaskRecord>, LedgerError>
   /** Finds a task by the provider's id for it. */
@@ -165,19 +172,21 @@ export interface Service {
   /** Finds a task by the caller's idempotency key. */
   readonly findByIdempotencyKey: (idempotencyKey: string) => Effect.Effect<Option.Option<TaskRecord>, LedgerError>
   /**
-   * Applies `patch` only if the task is in one of the `from` states (an empty `from` accepts any);
-   * fails with `StaleTransition` otherwise. Returns the updated row.
+   * A fenced write: applies `patch` only if the row is still at `expected.version` and no other
+   * live holder holds it (see `Expected`); fails with `StaleTransition` otherwise, and with
+   * `LedgerError` when `patch.state` is not allowed from `expected.state` (`TaskState.transitions`).
+   * A remote id another row has fails with `DuplicateRemoteId`. Returns the updated row.
    */
   readonly transition: (
-    taskKey: string,
-    from: ReadonlyArray<TaskState>,
+    expected: Expected,
     patch: TaskPatch
-  ) => Effect.Effect<TaskRecord, LedgerError | StaleTransition | UnknownTask>
+  ) => Effect.Effect<TaskRecord, LedgerError | StaleTransition | UnknownTask | DuplicateRemoteId>
   /** Lists tasks, newest first. */
   readonly list: (query?: TaskQuery) => Effect.Effect<ReadonlyArray<TaskRecord>, LedgerError>
   /**
-   * Claims unfinished tasks (see `unfinishedStates`) whose lease is free or expired, setting
-   * `leaseOwner` and `leaseExpiresAt`, so two processes never resume the same task at once.
+   * Claims unfinished tasks (`TaskState.unfinishedStates`) whose lease is free or expired, setting
+   * `leaseOwner` and `leaseExpiresAt` (and bumping the version), so two processes never resume the
+   * same task at once. Rows another live holder holds, including `options.owner`'s own, are left.
    */
   readonly claimUnfinished: (options: ClaimOptions) => Effect.Effect<ReadonlyArray<TaskRecord>, LedgerError>
 }
@@ -198,18 +207,50 @@ export const canonicalJson = (value: unknown): string =>
 
 /** Applies a patch to a row in memory; shared by adapters that store rows as documents. */
 export const applyPatch = (record: TaskRecord, patch: TaskPatch, now: number): TaskRecord => {
-  const { leaseOwner, leaseExpiresAt, ...rest } = patch
-  const next: Record<string, unknown> = { ...record, ...rest, updatedAt: now, version: record.version + 1 }
-  if (leaseOwner === null) delete next.leaseOwner
-  else if (leaseOwner !== undefined) next.leaseOwner = leaseOwner
-  if (leaseExpiresAt === null) delete next.leaseExpiresAt
-  else if (leaseExpiresAt !== undefined) next.leaseExpiresAt = leaseExpiresAt
+  const next: Record<string, unknown> = { ...record, updatedAt: now, version: record.version + 1 }
+  for (const [field, value] of Object.entries(patch)) {
+    if (value === null) delete next[field]
+    else if (value !== undefined) next[field] = value
+  }
   // The patch is typed and the row was valid: skip re-validating every field on this hot path.
   return new TaskRecord(next as ConstructorParameters<typeof TaskRecord>[0], true)
 }
 
+/**
+ * Why a fenced write must be refused, or `undefined` when it may be applied: the shared rule of
+ * every ledger (adapters that cannot express it in one statement check it with this).
+ */
+export const fenceViolation = (
+  current: TaskRecord,
+  expected: Expected,
+  now: number
+): StaleTransition | undefined => {
+  const heldBy =
+    current.leaseOwner !== undefined && current.leaseOwner !== expected.owner && (current.leaseExpiresAt ?? 0) > now
+      ? current.leaseOwner
+      : undefined
+  return current.version !== expected.version || heldBy !== undefined
+    ? new StaleTransition({
+        taskKey: expected.taskKey,
+        expectedVersion: expected.version,
+        actualVersion: current.version,
+        actual: current.state,
+        heldBy
+      })
+    : undefined
+}
+
+/** A `LedgerError` when `patch.state` may not follow `expected.state`; `undefined` when it may. */
+export const illegalTransition = (expected: Expected, patch: TaskPatch): LedgerError | undefined =>
+  patch.state === undefined || canTransition(expected.state, patch.state)
+    ? undefined
+    : new LedgerError({
+        operation: "transition",
+        message: `Task ${expected.taskKey} may not move from ${expected.state} to ${patch.state}`
+      })
+
 // The in-memory ledger: one Map of rows. Every operation runs in one synchronous step, so
-// create-with-idempotency-key and conditional transitions are atomic across fibers.
+// create-with-idempotency-key and fenced transitions are atomic across fibers.
 
 /** Builds an in-memory ledger. */
 export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
@@ -224,9 +265,16 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
   }
   const rowOf = (taskKey: string | undefined) =>
     Option.fromNullable(taskKey === undefined ? undefined : rows.get(taskKey))
+  const remoteIdTaken = (taskKey: string, remoteTaskId: string | undefined): DuplicateRemoteId | undefined => {
+    if (remoteTaskId === undefined) return undefined
+    const holder = byRemoteId.get(remoteTaskId)
+    return holder !== undefined && holder !== taskKey
+      ? new DuplicateRemoteId({ remoteTaskId, taskKey, heldBy: holder })
+      : undefined
+  }
 
   const create: Service["create"] = (task) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<CreateResult, IdempotencyConflict | LedgerError> => {
+    Effect.flatMap(Clock.currentTimeMillis, (now): ReturnType<Service["create"]> => {
       if (task.idempotencyKey !== undefined) {
         const existing = rowOf(byIdempotencyKey.get(task.idempotencyKey))
         if (Option.isSome(existing)) {
@@ -243,32 +291,23 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
           new LedgerError({ operation: "create", message: `A task with key ${task.taskKey} already exists` })
         )
       }
-      const record = new TaskRecord({
-        taskKey: task.taskKey,
-        providerId: task.providerId,
-        modelId: task.modelId,
-        idempotencyKey: task.idempotencyKey,
-        state: "submitting",
-        input: task.input,
-        callbackUrl: task.callbackUrl,
-        billableSeconds: task.billableSeconds,
-        createdAt: now,
-        updatedAt: now,
-        resultUrls: [],
-        artifacts: [],
-        version: 1
-      })
+      const taken = remoteIdTaken(task.taskKey, task.remoteTaskId)
+      if (taken !== undefined) return Effect.fail(taken)
+      const record = newRecord(task, now)
       store(record)
       return Effect.succeed<CreateResult>({ _tag: "Created", record })
     })
 
-  const transition: Service["transition"] = (taskKey, from, patch) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<TaskRecord, StaleTransition | UnknownTask> => {
-      const current = rows.get(taskKey)
-      if (current === undefined) return Effect.fail(new UnknownTask({ reference: taskKey }))
-      if (from.length > 0 && !from.includes(current.state)) {
-        return Effect.fail(new StaleTransition({ taskKey, expected: [...from], actual: current.state }))
-      }
+  const transition: Service["transition"] = (expected, patch) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now): ReturnType<Service["transition"]> => {
+      const illegal = illegalTransition(expected, patch)
+      if (illegal !== undefined) return Effect.fail(illegal)
+      const current = rows.get(expected.taskKey)
+      if (current === undefined) return Effect.fail(new UnknownTask({ reference: expected.taskKey }))
+      const violation = fenceViolation(current, expected, now)
+      if (violation !== undefined) return Effect.fail(violation)
+      const taken = remoteIdTaken(expected.taskKey, patch.remoteTaskId)
+      if (taken !== undefined) return Effect.fail(taken)
       const next = applyPatch(current, patch, now)
       store(next)
       return Effect.succeed(next)
@@ -290,9 +329,7 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
             unfinishedStates.includes(record.state) &&
             (options.providerId === undefined || record.providerId === options.providerId) &&
             (options.modelId === undefined || record.modelId === options.modelId) &&
-            (record.leaseOwner === undefined ||
-              record.leaseOwner === options.owner ||
-              (record.leaseExpiresAt ?? 0) <= now)
+            (record.leaseOwner === undefined || (record.leaseExpiresAt ?? 0) <= now)
         )
         .sort((left, right) => left.createdAt - right.createdAt)
         .slice(0, options.limit ?? Number.MAX_SAFE_INTEGER)
@@ -317,6 +354,31 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
     claimUnfinished
   })
 })
+
+/** The row `create` writes for a new task; shared by adapters that store rows as documents. */
+export const newRecord = (task: NewTask, now: number): TaskRecord =>
+  new TaskRecord({
+    taskKey: task.taskKey,
+    providerId: task.providerId,
+    modelId: task.modelId,
+    idempotencyKey: task.idempotencyKey,
+    state: task.state ?? "queued",
+    input: task.input,
+    // Callers may pass a plain object where the type says WireRequest (e.g. decoded from JSON).
+    request:
+      task.request === undefined || task.request instanceof WireRequest ? task.request : new WireRequest(task.request),
+    callbackUrl: task.callbackUrl,
+    remoteTaskId: task.remoteTaskId,
+    billableSeconds: task.billableSeconds,
+    createdAt: now,
+    updatedAt: now,
+    submittedAt: task.submittedAt,
+    resultUrls: [],
+    artifacts: [],
+    leaseOwner: task.leaseOwner,
+    leaseExpiresAt: task.leaseExpiresAt,
+    version: 1
+  })
 
 /** Whether a row matches every filter of a query. Shared by adapters that filter in memory. */
 export const matchesQuery = (record: TaskRecord, query: TaskQuery): boolean =>

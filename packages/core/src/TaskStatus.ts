@@ -1,6 +1,6 @@
 /**
  * The status of a remote task as a provider reports it: pending, processing, succeeded with
- * outputs, or failed with an open fail code. Unknown remote states never reach this type: a
+ * outputs, failed with an open fail code, or cancelled. Unknown remote states never reach this type: a
  * provider turns them into `UnknownRemoteState`.
  *
  * @since 0.1.0
@@ -41,12 +41,21 @@ export class Failed extends Schema.TaggedClass<Failed>("@reelkit/core/Failed")("
   message: Schema.String
 }) {}
 
+/**
+ * Ended because it was cancelled (by our `cancel` or elsewhere, e.g. the provider's console), as
+ * the provider's own status reports it. `code` is the provider's code for it, e.g. `UserCancelled`.
+ */
+export class Cancelled extends Schema.TaggedClass<Cancelled>("@reelkit/core/Cancelled")("Cancelled", {
+  ...remoteTimes,
+  code: Schema.String
+}) {}
+
 /** Any task status, as a Schema so it can be stored and sent. */
-export const TaskStatus = Schema.Union(Pending, Processing, Succeeded, Failed)
+export const TaskStatus = Schema.Union(Pending, Processing, Succeeded, Failed, Cancelled)
 
 /** Any task status. */
 export type TaskStatus = typeof TaskStatus.Type
 
 /** Whether the status is final: no further poll can change it. */
-export const isTerminal = (status: TaskStatus): status is Succeeded | Failed =>
-  status._tag === "Succeeded" || status._tag === "Failed"
+export const isTerminal = (status: TaskStatus): status is Succeeded | Failed | Cancelled =>
+  status._tag === "Succeeded" || status._tag === "Failed" || status._tag === "Cancelled"

@@ -20,6 +20,8 @@ export * as TaskHandle from "./TaskHandle.js"
 export * as TaskLedger from "./TaskLedger.js"
 /** The provider interface. */
 export * as TaskProvider from "./TaskProvider.js"
+/** The task lifecycle as data: states, transitions, what a status or a row means. */
+export * as TaskState from "./TaskState.js"
 /** Remote task statuses. */
 export * as TaskStatus from "./TaskStatus.js"
 /** Storing outputs before their URLs expire. */

@@ -1,82 +1,140 @@
+// TaskClient's everyday behaviour on the scripted provider, with TestClock for every wait: the
+// gate and the row before the paid POST, safe and unsafe submit failures, polling, events, refresh,
+// account limits and result storage. Faults of the lifecycle (timeouts, RetryLater, interrupts,
+// lost leases, cancel, recovery) are in TaskClientLifecycle.test.ts.
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { ScriptedProvider } from "@reelkit/testing"
-import { Chunk, Duration, Effect, Either, Fiber, Layer, Option, Stream, TestClock } from "effect"
-import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import { ScriptedHttpServer, ScriptedProvider } from "@reelkit/testing"
+import { Chunk, Duration, Effect, Exit, Fiber, Layer, Option, Schedule, Stream, TestClock } from "effect"
 import * as AccountLimits from "../src/AccountLimits.js"
 import * as ArtifactStore from "../src/ArtifactStore.js"
+import * as ResultStorage from "../src/ResultStorage.js"
 import * as TaskClient from "../src/TaskClient.js"
 import * as TaskError from "../src/TaskError.js"
 import * as TaskLedger from "../src/TaskLedger.js"
 import * as TaskProvider from "../src/TaskProvider.js"
 import * as TaskStatus from "../src/TaskStatus.js"
-import { advanceUntilDone, clientLayer, maxInAnyWindow, testPlan } from "./utils.js"
-
-const input = { mode: "text-to-video", prompt: "a lighthouse in a storm", duration: 4 }
-const video = (name: string) => ScriptedProvider.succeededWith(`https://results.example/${name}.mp4`)
-const processing = new TaskStatus.Processing({})
+import {
+  advanceUntilDone,
+  clientLayer,
+  failureOf,
+  failureTag,
+  input,
+  makeClient,
+  processing,
+  recording,
+  maxInAnyWindow,
+  runToExit,
+  testPlan,
+  video
+} from "./utils.js"
 
 describe("TaskClient.start", () => {
-  it.effect("writes the ledger row before the paid POST and the remote id right after", () =>
+  it.effect("writes the row (sending, held by this client, with the exact wire request) before the paid POST", () =>
     Effect.gen(function* () {
-      const ledger = yield* TaskLedger.TaskLedger
-      const scripted = yield* ScriptedProvider.ScriptedProvider
-      const seenAtSubmit: Array<TaskLedger.TaskRecord> = []
-      // Wrap the provider so that, at the moment of the POST, we look at what the ledger holds.
-      const spying = Layer.succeed(TaskProvider.TaskProvider, {
-        ...scripted.provider,
+      const ledger = yield* TaskLedger.makeMemory
+      const seenAtSubmit: Array<{ row: TaskLedger.TaskRecord; wire: TaskProvider.WireRequest }> = []
+      // At the moment of the POST, look at what the ledger holds.
+      const spying = (scripted: TaskProvider.Service): TaskProvider.Service => ({
+        ...scripted,
         submit: (request) =>
           Effect.flatMap(Effect.orDie(ledger.get(request.taskKey)), (row) => {
-            if (Option.isSome(row)) seenAtSubmit.push(row.value)
-            return scripted.provider.submit(request)
+            if (Option.isSome(row)) seenAtSubmit.push({ row: row.value, wire: request.wire })
+            return scripted.submit(request)
           })
       })
-      const client = yield* TaskClient.make().pipe(
-        Effect.provide(Layer.merge(spying, Layer.succeed(TaskLedger.TaskLedger, ledger)))
-      )
-      const handle = yield* client.start(input, { taskKey: "tk_order_1" })
-      expect(seenAtSubmit.map((row) => [row.taskKey, row.state])).toEqual([["tk_order_1", "submitting"]])
-      const row = Option.getOrThrow(yield* ledger.get("tk_order_1"))
-      expect(row.state).toBe("submitted")
-      expect(row.remoteTaskId).toBe(handle.remoteTaskId)
-      expect(row.input).toEqual(input)
-      expect(row.billableSeconds).toBe(4)
-    }).pipe(Effect.provide(clientLayer()), Effect.scoped)
+      yield* Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        const handle = yield* client.start(input, { taskKey: "tk_order_1", providerOptions: { region: "eu" } })
+        expect(seenAtSubmit).toHaveLength(1)
+        const [{ row: atSubmit, wire }] = seenAtSubmit as [(typeof seenAtSubmit)[0]]
+        expect([atSubmit.taskKey, atSubmit.state]).toEqual(["tk_order_1", "sending"])
+        expect(atSubmit.leaseOwner).toMatch(/^client-/)
+        // The POST sends exactly what the row recorded, options included.
+        expect(wire).toEqual(atSubmit.request)
+        expect(wire.body).toEqual({ input, options: { region: "eu" } })
+        const row = Option.getOrThrow(yield* ledger.get("tk_order_1"))
+        expect([row.state, row.remoteTaskId, row.leaseOwner]).toEqual(["submitted", handle.remoteTaskId, undefined])
+        expect([row.input, row.billableSeconds]).toEqual([input, 4])
+        expect(handle.submittedAt).toBe(row.submittedAt)
+      }).pipe(Effect.provide(clientLayer({ ledger: Layer.succeed(TaskLedger.TaskLedger, ledger), provider: spying })))
+    })
   )
 
-  it.effect("rejects invalid input before anything is recorded or sent", () =>
+  it.effect("refuses bad input, a bad task key and a bad transport option at the gate, before any row or request", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
-      const result = yield* Effect.either(client.start("not an object"))
-      expect(Either.isLeft(result) && result.left._tag).toBe("InvalidInput")
-      expect((yield* (yield* ScriptedProvider.ScriptedProvider).recording).submits).toHaveLength(0)
+      const badInput = yield* Effect.flip(client.start("not an object"))
+      expect(badInput).toMatchObject({ _tag: "InvalidInput", path: "input" })
+      const badKey = yield* Effect.flip(client.start(input, { taskKey: "has spaces" }))
+      expect(badKey).toMatchObject({ _tag: "InvalidInput", path: "taskKey" })
+      const badOption = yield* Effect.flip(client.start(input, { providerOptions: { routing: "nowhere" } }))
+      expect(badOption).toMatchObject({ _tag: "InvalidInput", path: "options.routing" })
+      expect(badOption.message).toContain("options.routing")
+      expect((yield* recording).submits).toHaveLength(0)
       expect(yield* (yield* TaskLedger.TaskLedger).list()).toHaveLength(0)
-    }).pipe(Effect.provide(clientLayer()))
-  )
-
-  it.effect("retries a submit refused with 429 after the server's Retry-After, and one that never connected", () =>
-    Effect.gen(function* () {
-      const client = yield* TaskClient.TaskClient
-      const scripted = yield* ScriptedProvider.ScriptedProvider
-      const fiber = yield* Effect.fork(client.start(input))
-      const handle = yield* advanceUntilDone(fiber, Duration.millis(500))
-      const { submits, created } = yield* scripted.recording
-      expect(submits.map((call) => call.failedWith ?? "created")).toEqual(["RateLimited", "TransportError", "created"])
-      expect(submits[1]!.at - submits[0]!.at).toBeGreaterThanOrEqual(20_000)
-      expect(created.size).toBe(1)
-      expect(created.has(handle.remoteTaskId)).toBe(true)
     }).pipe(
       Effect.provide(
         clientLayer({
-          script: () => ({
-            submitFailures: [
-              new TaskError.RateLimited({ message: "Too many requests", retryAfterMillis: 20_000 }),
-              new TaskError.TransportError({ message: "connect ECONNREFUSED", requestSent: false })
-            ]
+          // A gate that also checks a transport option, as apixo's checks its routing `provider`.
+          provider: (scripted) => ({
+            ...scripted,
+            prepare: (request) =>
+              request.options?.routing !== undefined && request.options.routing !== "fast"
+                ? Effect.fail(new TaskError.InvalidInput({ path: "options.routing", rule: "must be fast" }))
+                : scripted.prepare(request)
           })
         })
       )
     )
+  )
+
+  it.effect(
+    "retries a submit refused with 429 after its Retry-After, and one that never connected, telling subscribers",
+    () =>
+      Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        const events = yield* Effect.fork(
+          Stream.runCollect(client.events.pipe(Stream.takeUntil((event) => event._tag === "Submitted")))
+        )
+        yield* Effect.yieldNow()
+        const handle = yield* advanceUntilDone(
+          yield* Effect.fork(client.start(input, { taskKey: "tk_retry" })),
+          "500 millis"
+        )
+        const { submits, created } = yield* recording
+        expect(submits.map((call) => call.failedWith ?? "created")).toEqual([
+          "RateLimited",
+          "TransportError",
+          "created"
+        ])
+        expect(submits[1]!.at - submits[0]!.at).toBeGreaterThanOrEqual(20_000)
+        expect([created.size, created.has(handle.remoteTaskId)]).toEqual([1, true])
+        const seen = Chunk.toReadonlyArray(yield* Fiber.join(events))
+        expect(seen.map((event) => event._tag)).toEqual([
+          "Sending",
+          "Queued",
+          "Sending",
+          "Queued",
+          "Sending",
+          "Submitted"
+        ])
+        const firstRetry = seen[1]!
+        expect(
+          firstRetry._tag === "Queued" && [firstRetry.attempt, firstRetry.retryAt! - firstRetry.at >= 20_000]
+        ).toEqual([1, true])
+      }).pipe(
+        Effect.provide(
+          clientLayer({
+            script: () => ({
+              submitFailures: [
+                new TaskError.RateLimited({ message: "Too many requests", retryAfterMillis: 20_000 }),
+                new TaskError.TransportError({ message: "connect ECONNREFUSED", requestSent: false })
+              ]
+            })
+          })
+        )
+      )
   )
 
   for (const [name, failure] of [
@@ -87,21 +145,23 @@ describe("TaskClient.start", () => {
     it.effect(`marks the task ambiguous and never re-sends it after ${name}`, () =>
       Effect.gen(function* () {
         const client = yield* TaskClient.TaskClient
-        const scripted = yield* ScriptedProvider.ScriptedProvider
-        const fiber = yield* Effect.fork(client.start(input, { taskKey: "tk_ambiguous" }))
-        const result = yield* Effect.either(advanceUntilDone(fiber))
-        expect(Either.isLeft(result) && result.left._tag).toBe("SubmitOutcomeUnknown")
-        if (Either.isLeft(result)) expect(result.left.message).toContain("tk_ambiguous")
+        const exit = yield* runToExit(client.start(input, { taskKey: "tk_ambiguous", idempotencyKey: "order-1" }))
+        expect(failureTag(exit)).toBe("SubmitOutcomeUnknown")
+        expect(failureOf(exit)?.message).toContain("tk_ambiguous")
         yield* TestClock.adjust(Duration.hours(1))
-        const { submits, created } = yield* scripted.recording
+        const { submits, created } = yield* recording
         expect(submits).toHaveLength(1)
         // The fake did create it (the answer was lost): exactly the case that must not be re-sent.
         expect(created.size).toBe(1)
-        const row = yield* (yield* TaskClient.TaskClient).lookup("tk_ambiguous")
-        expect(row.state).toBe("ambiguous")
-        // Waiting on it, or starting it again, sends nothing either.
-        expect(Either.isLeft(yield* Effect.either(client.wait("tk_ambiguous")))).toBe(true)
-        expect((yield* scripted.recording).submits).toHaveLength(1)
+        const row = yield* client.lookup("tk_ambiguous")
+        expect([row.state, row.leaseOwner, row.failCode]).toEqual(["ambiguous", undefined, "SubmitOutcomeUnknown"])
+        // Waiting on it, or starting it again with its idempotency key, sends nothing either.
+        expect(failureTag(yield* Effect.exit(client.wait("tk_ambiguous")))).toBe("SubmitOutcomeUnknown")
+        expect(failureTag(yield* Effect.exit(client.start(input, { idempotencyKey: "order-1" })))).toBe(
+          "SubmitOutcomeUnknown"
+        )
+        expect((yield* recording).submits).toHaveLength(1)
+        expect((yield* (yield* AccountLimits.AccountLimits).snapshot).tasksInFlight).toBe(0)
       }).pipe(Effect.provide(clientLayer({ script: () => ({ submitFailures: [failure] }) })))
     )
   }
@@ -109,18 +169,19 @@ describe("TaskClient.start", () => {
   it.effect("sends an ambiguous task again only when the caller says so", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
-      const scripted = yield* ScriptedProvider.ScriptedProvider
-      const first = yield* Effect.either(client.start(input, { taskKey: "tk_retry_by_hand" }))
-      expect(Either.isLeft(first) && first.left._tag).toBe("SubmitOutcomeUnknown")
-      expect((yield* scripted.recording).submits).toHaveLength(1)
+      const first = yield* Effect.exit(client.start(input, { taskKey: "tk_retry_by_hand" }))
+      expect(failureTag(first)).toBe("SubmitOutcomeUnknown")
+      expect((yield* recording).submits).toHaveLength(1)
       const handle = yield* client.resubmit("tk_retry_by_hand")
-      const { submits, created } = yield* scripted.recording
+      const { submits, created } = yield* recording
       expect(submits).toHaveLength(2)
       expect(created.has(handle.remoteTaskId)).toBe(true)
-      expect((yield* client.lookup("tk_retry_by_hand")).state).toBe("submitted")
+      const row = yield* client.lookup("tk_retry_by_hand")
+      // The old failure is forgotten with the new submit.
+      expect([row.state, row.failCode, row.failMessage]).toEqual(["submitted", undefined, undefined])
       // A task that is not ambiguous any more is not sent again.
       expect((yield* client.resubmit("tk_retry_by_hand")).remoteTaskId).toBe(handle.remoteTaskId)
-      expect((yield* scripted.recording).submits).toHaveLength(2)
+      expect((yield* recording).submits).toHaveLength(2)
     }).pipe(
       Effect.provide(
         clientLayer({
@@ -130,18 +191,50 @@ describe("TaskClient.start", () => {
     )
   )
 
-  it.effect("records an explicit rejection as rejected and does not retry it", () =>
+  it.effect(
+    "records an explicit rejection as rejected, frees its slot, and sends it again on a later start with its key",
+    () =>
+      Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        const limits = yield* AccountLimits.AccountLimits
+        const refused = yield* Effect.exit(client.start(input, { taskKey: "tk_broke", idempotencyKey: "order-9" }))
+        expect(failureTag(refused)).toBe("InsufficientCredits")
+        const row = yield* client.lookup("tk_broke")
+        expect([row.state, row.failCode, row.leaseOwner]).toEqual(["rejected", "InsufficientCredits", undefined])
+        expect((yield* recording).submits).toHaveLength(1)
+        expect((yield* limits.snapshot).tasksInFlight).toBe(0)
+        // After a top-up, the same start goes through: nothing was created the first time.
+        const handle = yield* client.start(input, { idempotencyKey: "order-9" })
+        expect(handle.taskKey).toBe("tk_broke")
+        expect((yield* recording).submits.map((call) => call.failedWith ?? "created")).toEqual([
+          "InsufficientCredits",
+          "created"
+        ])
+      }).pipe(
+        Effect.provide(
+          clientLayer({
+            script: () => ({ submitFailures: [new TaskError.InsufficientCredits({ message: "Insufficient credits" })] })
+          })
+        )
+      )
+  )
+
+  it.effect("resubmits a rejected task when the caller asks (nothing was created the first time)", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
-      const result = yield* Effect.either(client.start(input, { taskKey: "tk_broke" }))
-      expect(Either.isLeft(result) && result.left._tag).toBe("InsufficientCredits")
-      expect((yield* client.lookup("tk_broke")).state).toBe("rejected")
-      expect((yield* (yield* ScriptedProvider.ScriptedProvider).recording).submits).toHaveLength(1)
+      expect(failureTag(yield* Effect.exit(client.start(input, { taskKey: "tk_topped_up" })))).toBe(
+        "InsufficientCredits"
+      )
+      const handle = yield* client.resubmit("tk_topped_up")
+      const row = yield* client.lookup("tk_topped_up")
+      expect([row.state, row.remoteTaskId, row.failCode]).toEqual(["submitted", handle.remoteTaskId, undefined])
+      expect((yield* recording).submits.map((call) => call.failedWith ?? "created")).toEqual([
+        "InsufficientCredits",
+        "created"
+      ])
     }).pipe(
       Effect.provide(
-        clientLayer({
-          script: () => ({ submitFailures: [new TaskError.InsufficientCredits({ message: "Insufficient credits" })] })
-        })
+        clientLayer({ script: () => ({ submitFailures: [new TaskError.InsufficientCredits({ message: "top up" })] }) })
       )
     )
   )
@@ -156,10 +249,75 @@ describe("TaskClient.start", () => {
       const third = yield* client.start(input, { idempotencyKey: "order-7" })
       expect(second.taskKey).toBe(first.taskKey)
       expect(third.remoteTaskId).toBe(first.remoteTaskId)
-      expect((yield* (yield* ScriptedProvider.ScriptedProvider).recording).submits).toHaveLength(1)
-      const conflict = yield* Effect.either(client.start({ ...input, prompt: "other" }, { idempotencyKey: "order-7" }))
-      expect(Either.isLeft(conflict) && conflict.left._tag).toBe("IdempotencyConflict")
+      expect((yield* recording).submits).toHaveLength(1)
+      const conflict = yield* Effect.exit(client.start({ ...input, prompt: "other" }, { idempotencyKey: "order-7" }))
+      expect(failureTag(conflict)).toBe("IdempotencyConflict")
     }).pipe(Effect.provide(clientLayer()))
+  )
+
+  it.effect("never gives two rows one remote id: a submit answered with another row's id is ambiguous", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const first = yield* client.start(input, { taskKey: "tk_first" })
+      expect(first.remoteTaskId).toBe("task_same")
+      const second = yield* Effect.exit(client.start({ ...input, prompt: "second" }, { taskKey: "tk_second" }))
+      expect(failureTag(second)).toBe("SubmitOutcomeUnknown")
+      expect(failureOf(second)?.message).toContain("task_same")
+      const rows = [yield* client.lookup("tk_first"), yield* client.lookup("tk_second")]
+      expect(rows.map((row) => [row.state, row.remoteTaskId])).toEqual([
+        ["submitted", "task_same"],
+        ["ambiguous", undefined]
+      ])
+      expect((yield* client.lookup("task_same")).taskKey).toBe("tk_first")
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          // A provider that answers every submit with the same id (a replayed or buggy answer).
+          provider: (scripted) => ({
+            ...scripted,
+            submit: (request) => Effect.as(scripted.submit(request), { remoteTaskId: "task_same" })
+          })
+        })
+      )
+    )
+  )
+
+  it.effect("cuts the provider's secrets out of every provider-supplied text it stores", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const refused = yield* Effect.exit(client.start(input, { taskKey: "tk_refused" }))
+      expect(failureTag(refused)).toBe("RequestRejected")
+      // The error the caller gets (and prints) is cut too.
+      expect(failureOf(refused)?.message).toBe("bad key [redacted]")
+      const rejected = yield* client.lookup("tk_refused")
+      expect(rejected.failMessage).toContain("[redacted]")
+      const failed = yield* Effect.exit(
+        advanceUntilDone(yield* Effect.fork(client.generate(input, { taskKey: "tk_failed" })))
+      )
+      expect(failureTag(failed)).toBe("TaskFailed")
+      const row = yield* client.lookup("tk_failed")
+      expect(row.failMessage).toContain("[redacted]")
+      const gaveUp = yield* runToExit(client.generate(input, { taskKey: "tk_gave_up" }))
+      expect([failureTag(gaveUp), failureOf(gaveUp)?.message]).toEqual(["Unauthorized", "key [redacted] revoked"])
+      const rows = JSON.stringify(yield* (yield* TaskLedger.TaskLedger).list())
+      expect(rows).not.toContain("sk-live-0123456789")
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          script: (_input, taskKey) =>
+            taskKey === "tk_refused"
+              ? {
+                  submitFailures: [
+                    new TaskError.RequestRejected({ status: 400, message: "bad key sk-live-0123456789" })
+                  ]
+                }
+              : taskKey === "tk_gave_up"
+                ? { statuses: [new TaskError.Unauthorized({ message: "key sk-live-0123456789 revoked" })] }
+                : { statuses: [new TaskStatus.Failed({ code: "AUTH", message: "key sk-live-0123456789 echoed" })] },
+          provider: (scripted) => ({ ...scripted, redact: TaskProvider.redactSecrets(["sk-live-0123456789"]) })
+        })
+      )
+    )
   )
 })
 
@@ -167,12 +325,10 @@ describe("TaskClient.wait", () => {
   it.effect("polls after the first-poll delay, then at the interval, and returns the completed row", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
-      const scripted = yield* ScriptedProvider.ScriptedProvider
-      const fiber = yield* Effect.fork(client.generate(input))
-      const record = yield* advanceUntilDone(fiber)
-      expect(record.state).toBe("completed")
+      const record = yield* advanceUntilDone(yield* Effect.fork(client.generate(input)))
+      expect([record.state, record.leaseOwner]).toEqual(["completed", undefined])
       expect(record.resultUrls).toEqual(["https://results.example/done.mp4"])
-      const { statusCalls, submits } = yield* scripted.recording
+      const { statusCalls, submits } = yield* recording
       expect(statusCalls.map((call) => call.at - submits[0]!.at)).toEqual([10_000, 15_000, 20_000])
     }).pipe(
       Effect.provide(
@@ -184,12 +340,10 @@ describe("TaskClient.wait", () => {
   it.effect("takes per-call overrides of the poll plan", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
-      const scripted = yield* ScriptedProvider.ScriptedProvider
-      const fiber = yield* Effect.fork(
-        client.generate(input, { firstPollAfter: "75 seconds", pollInterval: "2 seconds" })
+      yield* advanceUntilDone(
+        yield* Effect.fork(client.generate(input, { firstPollAfter: "75 seconds", pollInterval: "2 seconds" }))
       )
-      yield* advanceUntilDone(fiber)
-      const { statusCalls, submits } = yield* scripted.recording
+      const { statusCalls, submits } = yield* recording
       expect(statusCalls.map((call) => call.at - submits[0]!.at)).toEqual([75_000, 77_000])
     }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing, video("v")] }) })))
   )
@@ -197,11 +351,9 @@ describe("TaskClient.wait", () => {
   it.effect("retries transient status failures with backoff and honours Retry-After", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
-      const scripted = yield* ScriptedProvider.ScriptedProvider
-      const fiber = yield* Effect.fork(client.generate(input))
-      const record = yield* advanceUntilDone(fiber, Duration.millis(250))
+      const record = yield* advanceUntilDone(yield* Effect.fork(client.generate(input)), "250 millis")
       expect(record.state).toBe("completed")
-      const times = (yield* scripted.recording).statusCalls.map((call) => call.at)
+      const times = (yield* recording).statusCalls.map((call) => call.at)
       expect(times).toHaveLength(4)
       // After the 503: a backoff of at least a few hundred ms (jittered 1 s base).
       expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(500)
@@ -226,13 +378,11 @@ describe("TaskClient.wait", () => {
   it.effect("ends with a typed error on an unknown remote state instead of polling forever", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
-      const scripted = yield* ScriptedProvider.ScriptedProvider
-      const fiber = yield* Effect.fork(client.generate(input))
-      const result = yield* Effect.either(advanceUntilDone(fiber))
-      expect(Either.isLeft(result) && result.left._tag).toBe("UnknownRemoteState")
-      const polls = (yield* scripted.recording).statusCalls.length
+      const exit = yield* runToExit(client.generate(input))
+      expect(failureTag(exit)).toBe("UnknownRemoteState")
+      const polls = (yield* recording).statusCalls.length
       yield* TestClock.adjust(Duration.hours(1))
-      expect((yield* scripted.recording).statusCalls.length).toBe(polls)
+      expect((yield* recording).statusCalls.length).toBe(polls)
     }).pipe(
       Effect.provide(
         clientLayer({ script: () => ({ statuses: [new TaskError.UnknownRemoteState({ state: "paused" })] }) })
@@ -243,12 +393,10 @@ describe("TaskClient.wait", () => {
   it.effect("gives up on answers that stay malformed after the retry schedule", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
-      const scripted = yield* ScriptedProvider.ScriptedProvider
-      const fiber = yield* Effect.fork(client.generate(input))
-      const result = yield* Effect.either(advanceUntilDone(fiber))
-      expect(Either.isLeft(result) && result.left._tag).toBe("DecodeError")
+      const exit = yield* runToExit(client.generate(input))
+      expect(failureTag(exit)).toBe("DecodeError")
       // One first try and six retries, then nothing more.
-      expect((yield* scripted.recording).statusCalls).toHaveLength(7)
+      expect((yield* recording).statusCalls).toHaveLength(7)
     }).pipe(
       Effect.provide(
         clientLayer({ script: () => ({ statuses: [new TaskError.DecodeError({ message: "not JSON" })] }) })
@@ -260,14 +408,13 @@ describe("TaskClient.wait", () => {
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
       const handle = yield* client.start(input, { taskKey: "tk_slow" })
-      const fiber = yield* Effect.fork(client.wait(handle, { deadline: "2 minutes" }))
-      const result = yield* Effect.either(advanceUntilDone(fiber))
-      expect(Either.isLeft(result) && result.left._tag).toBe("DeadlineExceeded")
-      if (Either.isLeft(result)) expect(result.left.message).toContain("tk_slow")
-      expect((yield* client.lookup("tk_slow")).state).toBe("processing")
+      const exit = yield* runToExit(client.wait(handle, { deadline: "2 minutes" }))
+      expect(failureTag(exit)).toBe("DeadlineExceeded")
+      expect(failureOf(exit)?.message).toContain("tk_slow")
+      const row = yield* client.lookup("tk_slow")
+      expect([row.state, row.leaseOwner]).toEqual(["processing", undefined])
       // Later the task finishes; waiting again picks it up.
-      const again = yield* Effect.fork(client.wait(handle))
-      expect((yield* advanceUntilDone(again)).state).toBe("completed")
+      expect((yield* advanceUntilDone(yield* Effect.fork(client.wait(handle)))).state).toBe("completed")
     }).pipe(
       Effect.provide(
         clientLayer({
@@ -282,57 +429,77 @@ describe("TaskClient.wait", () => {
     )
   )
 
-  it.effect("stops polling at once when the wait is interrupted, and loses nothing", () =>
+  it.effect("spends one deadline on a generate's submit retries and its wait together", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
-      const scripted = yield* ScriptedProvider.ScriptedProvider
-      const handle = yield* client.start(input, { taskKey: "tk_interrupted" })
-      const fiber = yield* Effect.fork(client.wait(handle))
-      yield* TestClock.adjust(Duration.seconds(30))
-      const pollsBefore = (yield* scripted.recording).statusCalls.length
-      expect(pollsBefore).toBeGreaterThan(0)
-      yield* Fiber.interrupt(fiber)
-      yield* TestClock.adjust(Duration.minutes(5))
-      expect((yield* scripted.recording).statusCalls.length).toBe(pollsBefore)
-      expect((yield* client.lookup("tk_interrupted")).state).toBe("processing")
-      expect((yield* client.lookup("tk_interrupted")).remoteTaskId).toBe(handle.remoteTaskId)
-    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing] }) })))
+      const exit = yield* runToExit(client.generate(input, { taskKey: "tk_budgeted", deadline: "30 seconds" }))
+      expect(failureTag(exit)).toBe("DeadlineExceeded")
+      // 20 s went on the retried submit; the wait got the remaining 10 s, not 30 more.
+      expect(yield* TestClock.currentTimeMillis).toBeLessThanOrEqual(31_000)
+      // Submitted at 20 s, so its first poll (10 s later) was past the deadline: in flight, resumable.
+      const row = yield* client.lookup("tk_budgeted")
+      expect([row.state, row.leaseOwner]).toEqual(["submitted", undefined])
+      // The remote id finds the row as well as our key does.
+      expect((yield* client.lookup(row.remoteTaskId!)).taskKey).toBe("tk_budgeted")
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          script: () => ({
+            submitFailures: [new TaskError.RateLimited({ message: "slow down", retryAfterMillis: 20_000 })],
+            statuses: [processing]
+          })
+        })
+      )
+    )
   )
 
-  it.effect("survives a defect in a poll: the worker lives on and the task is polled again", () =>
+  it.effect("lets two waiters of one task share its polls and both see the end", () =>
     Effect.gen(function* () {
-      const scripted = yield* ScriptedProvider.ScriptedProvider
+      const client = yield* TaskClient.TaskClient
+      const handle = yield* client.start(input)
+      const both = yield* Effect.fork(
+        Effect.all([client.wait(handle), client.wait(handle)], { concurrency: "unbounded" })
+      )
+      const [first, second] = yield* advanceUntilDone(both)
+      expect([first.state, second.state]).toEqual(["completed", "completed"])
+      expect((yield* recording).statusCalls).toHaveLength(2)
+    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing, video("shared")] }) })))
+  )
+
+  it.scoped("survives a defect in a poll: the worker lives on and the task is polled again", () =>
+    Effect.gen(function* () {
+      const scripted = yield* ScriptedProvider.make({
+        script: () => ({ statuses: [video("after-bug")] }),
+        hints: { pollPlan: testPlan }
+      })
       let calls = 0
       // A provider with a bug: its first status call dies instead of failing with a typed error.
-      const buggy = Layer.succeed(TaskProvider.TaskProvider, {
-        ...scripted.provider,
-        status: (remoteTaskId) => (++calls === 1 ? Effect.dieMessage("bug") : scripted.provider.status(remoteTaskId))
+      const client = yield* makeClient({
+        ledger: yield* TaskLedger.makeMemory,
+        provider: {
+          ...scripted.provider,
+          status: (remoteTaskId) => (++calls === 1 ? Effect.dieMessage("bug") : scripted.provider.status(remoteTaskId))
+        },
+        client: { pollConcurrency: 1 }
       })
-      const client = yield* TaskClient.make({ pollConcurrency: 1 }).pipe(
-        Effect.provide(Layer.mergeAll(buggy, TaskLedger.layerMemory, AccountLimits.layerUnlimited))
-      )
-      const fiber = yield* Effect.fork(client.generate(input))
-      const record = yield* advanceUntilDone(fiber)
+      const record = yield* advanceUntilDone(yield* Effect.fork(client.generate(input)))
       expect(record.state).toBe("completed")
       expect(calls).toBe(2)
-    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [video("after-bug")] }) })), Effect.scoped)
+    })
   )
 
   it.effect("reports a remote failure as TaskFailed with the provider's code", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
-      const fiber = yield* Effect.fork(client.generate(input, { taskKey: "tk_violation" }))
-      const result = yield* Effect.either(advanceUntilDone(fiber))
-      expect(Either.isLeft(result) && result.left._tag).toBe("TaskFailed")
-      if (Either.isLeft(result) && result.left._tag === "TaskFailed") {
-        expect(result.left.code).toBe("CONTENT_VIOLATION")
-      }
-      const row = yield* client.lookup("tk_violation")
-      expect([row.state, row.failCode, row.failMessage]).toEqual([
-        "failed",
+      const exit = yield* runToExit(client.generate(input, { taskKey: "tk_violation" }))
+      const error = failureOf(exit)
+      expect(error?._tag === "TaskFailed" && [error.code, error.failMessage]).toEqual([
         "CONTENT_VIOLATION",
         "Content does not meet safety guidelines"
       ])
+      const row = yield* client.lookup("tk_violation")
+      expect([row.state, row.failCode, row.leaseOwner]).toEqual(["failed", "CONTENT_VIOLATION", undefined])
+      expect((yield* (yield* AccountLimits.AccountLimits).snapshot).tasksInFlight).toBe(0)
     }).pipe(
       Effect.provide(
         clientLayer({
@@ -345,87 +512,172 @@ describe("TaskClient.wait", () => {
       )
     )
   )
-})
-
-describe("TaskClient result storage", () => {
-  it.effect("stores a task's outputs once when a refresh and a wait ask for them together", () =>
-    Effect.gen(function* () {
-      const store = yield* ArtifactStore.makeMemory
-      let puts = 0
-      const countingStore = Layer.succeed(ArtifactStore.ArtifactStore, {
-        ...store,
-        put: (key, body, putOptions) =>
-          Effect.zipRight(
-            Effect.sync(() => puts++),
-            store.put(key, body, putOptions)
-          )
-      })
-      // Downloads answer from memory: an HttpClient that serves a few bytes as video/mp4.
-      const http = Layer.succeed(
-        HttpClient.HttpClient,
-        HttpClient.make((request) =>
-          Effect.succeed(
-            HttpClientResponse.fromWeb(
-              request,
-              new Response(new Uint8Array([1, 2, 3, 4]), {
-                headers: { "content-type": "video/mp4", "content-length": "4" }
-              })
-            )
-          )
-        )
-      )
-      const client = yield* TaskClient.make().pipe(
-        Effect.provide(
-          Layer.mergeAll(
-            countingStore,
-            http,
-            TaskLedger.layerMemory,
-            AccountLimits.layerUnlimited,
-            ScriptedProvider.layer({ script: () => ({ statuses: [video("once")] }), hints: { pollPlan: testPlan } })
-          )
-        )
-      )
-      const handle = yield* client.start(input, { taskKey: "tk_once" })
-      yield* TestClock.adjust(Duration.seconds(10))
-      const [refreshed, waited] = yield* Effect.all([client.refresh(handle), client.wait(handle)], {
-        concurrency: "unbounded"
-      })
-      const final = yield* client.wait(handle)
-      expect([refreshed.state !== undefined, waited.state, final.state]).toEqual([true, "completed", "completed"])
-      expect(final.artifacts.map((artifact) => artifact.bytes)).toEqual([4])
-      expect(puts).toBe(1)
-    }).pipe(Effect.scoped)
-  )
-})
-
-describe("TaskClient in callback mode", () => {
-  it.effect("keeps polling, but only as a slow fallback, and sends the callback URL as given", () =>
+  it.effect("keeps at most maxOutputs result URLs of a status listing 200", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
-      const scripted = yield* ScriptedProvider.ScriptedProvider
-      const fiber = yield* Effect.fork(client.generate(input, { callbackUrl: "https://hooks.example/apixo?id=9" }))
-      yield* advanceUntilDone(fiber)
-      const { statusCalls, submits } = yield* scripted.recording
-      expect(submits[0]!.callbackUrl).toBe("https://hooks.example/apixo?id=9")
-      // First poll at the plan's 10 s, then every 60 s instead of the plan's 5 s.
-      expect(statusCalls.map((call) => call.at - submits[0]!.at)).toEqual([10_000, 70_000, 130_000])
-    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing, processing, video("cb")] }) })))
+      const record = yield* advanceUntilDone(yield* Effect.fork(client.generate(input)))
+      expect(record.resultUrls).toEqual(Array.from({ length: 8 }, (_, index) => `https://results.example/${index}.mp4`))
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          script: () => ({
+            statuses: [
+              new TaskStatus.Succeeded({
+                outputs: Array.from(
+                  { length: 200 },
+                  (_, index) => new TaskStatus.TaskOutput({ url: `https://results.example/${index}.mp4` })
+                )
+              })
+            ]
+          })
+        })
+      )
+    )
   )
 })
 
-describe("TaskClient.watch", () => {
+describe("TaskClient.watch and events", () => {
   it.effect("streams submitted, pending, processing and succeeded in order", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
       const handle = yield* client.start(input)
-      const fiber = yield* Effect.fork(Stream.runCollect(client.watch(handle)))
-      const events = Chunk.toReadonlyArray(yield* advanceUntilDone(fiber))
+      const events = Chunk.toReadonlyArray(
+        yield* advanceUntilDone(yield* Effect.fork(Stream.runCollect(client.watch(handle))))
+      )
       expect(events.map((event) => event._tag)).toEqual(["Submitted", "Pending", "Processing", "Succeeded"])
+      expect(events[0]!._tag === "Submitted" && events[0]!.remoteTaskId).toBe(handle.remoteTaskId)
     }).pipe(
       Effect.provide(
         clientLayer({ script: () => ({ statuses: [new TaskStatus.Pending({}), processing, video("w")] }) })
       )
     )
+  )
+
+  it.effect("ends a watch of a task that is already over at once, with its submit and its end", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const record = yield* advanceUntilDone(yield* Effect.fork(client.generate(input, { taskKey: "tk_over" })))
+      const statusCalls = (yield* recording).statusCalls.length
+      const events = Chunk.toReadonlyArray(yield* Stream.runCollect(client.watch("tk_over")))
+      expect(events.map((event) => event._tag)).toEqual(["Submitted", "Succeeded"])
+      const last = events[1]!
+      expect(last._tag === "Succeeded" && last.resultUrls).toEqual(record.resultUrls)
+      expect((yield* recording).statusCalls).toHaveLength(statusCalls)
+    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [video("over")] }) })))
+  )
+
+  it.effect("ends a watch of a failing task with a Failed event, not an error", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const handle = yield* client.start(input)
+      const events = Chunk.toReadonlyArray(
+        yield* advanceUntilDone(yield* Effect.fork(Stream.runCollect(client.watch(handle))))
+      )
+      expect(events.map((event) => event._tag)).toEqual(["Submitted", "Processing", "Failed"])
+      const last = events[2]!
+      expect(last._tag === "Failed" && [last.code, last.record.state]).toEqual(["NSFW", "failed"])
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          script: () => ({ statuses: [processing, new TaskStatus.Failed({ code: "NSFW", message: "no" })] })
+        })
+      )
+    )
+  )
+
+  it.effect("tells subscribers why a submit waits (Queued), when it is sent (Sending) and accepted (Submitted)", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      const first = yield* client.start(input, { taskKey: "tk_first" })
+      const events = yield* Effect.fork(
+        Stream.runCollect(
+          client.events.pipe(
+            Stream.filter((event) => event.taskKey === "tk_second"),
+            Stream.takeUntil((event) => event._tag === "Submitted")
+          )
+        )
+      )
+      yield* Effect.yieldNow()
+      const second = yield* Effect.fork(client.start(input, { taskKey: "tk_second" }))
+      yield* TestClock.adjust(Duration.seconds(1))
+      // The first task holds the only slot: the second waits, and says so, with nothing sent.
+      expect((yield* recording).submits).toHaveLength(1)
+      expect((yield* client.lookup("tk_second")).state).toBe("queued")
+      yield* advanceUntilDone(yield* Effect.fork(client.wait(first)))
+      yield* advanceUntilDone(second)
+      const seen = Chunk.toReadonlyArray(yield* Fiber.join(events))
+      expect(seen.map((event) => event._tag)).toEqual(["Queued", "Sending", "Submitted"])
+      expect(seen[0]!._tag === "Queued" && seen[0]!.reason).toBe("waiting for a concurrent-task slot")
+    }).pipe(Effect.provide(clientLayer({ limits: { concurrentTasks: 1 }, script: () => ({ statuses: [video("x")] }) })))
+  )
+  it.effect("watches a task left queued through Queued and Sending to its end", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      // The first try is refused with a 5-minute Retry-After, longer than this client waits: left queued.
+      expect(failureTag(yield* Effect.exit(client.start(input, { taskKey: "tk_watched" })))).toBe("RetryLater")
+      const events = Chunk.toReadonlyArray(
+        yield* advanceUntilDone(yield* Effect.fork(Stream.runCollect(client.watch("tk_watched"))))
+      )
+      expect(events.map((event) => event._tag)).toEqual(["Queued", "Sending", "Submitted", "Succeeded"])
+      const queued = events[0]!
+      expect(queued._tag === "Queued" && [queued.reason, queued.retryAt]).toEqual([
+        "the account is paused after a 429",
+        300_000
+      ])
+      expect((yield* recording).submits.map((call) => call.failedWith ?? "created")).toEqual(["RateLimited", "created"])
+    }).pipe(
+      Effect.provide(
+        clientLayer({
+          client: { maxRetryAfter: "1 minute" },
+          script: () => ({
+            submitFailures: [new TaskError.RateLimited({ message: "slow down", retryAfterMillis: 300_000 })],
+            statuses: [video("watched")]
+          })
+        })
+      )
+    )
+  )
+})
+
+describe("TaskClient.refresh", () => {
+  it.effect(
+    "moves a tracked task's poll to now and returns the row after its answer, without waiting for the clock",
+    () =>
+      Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        const handle = yield* client.start(input, { taskKey: "tk_refresh" })
+        const waiting = yield* Effect.fork(client.wait(handle))
+        yield* Effect.yieldNow()
+        // The first poll is an hour away; refresh asks now and hands back what the answer did.
+        const refreshed = yield* client.refresh("tk_refresh")
+        expect(refreshed.state).toBe("completed")
+        expect((yield* Fiber.join(waiting)).state).toBe("completed")
+        expect((yield* recording).statusCalls).toHaveLength(1)
+      }).pipe(
+        Effect.provide(
+          clientLayer({
+            client: { pollPlan: { firstPollAfter: Duration.hours(1) } },
+            script: () => ({ statuses: [video("now")] })
+          })
+        )
+      )
+  )
+
+  it.effect("asks once for a task nobody polls, applies the answer and leaves the task", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      yield* client.start(input, { taskKey: "tk_untracked" })
+      const refreshed = yield* client.refresh("tk_untracked")
+      expect([refreshed.state, refreshed.leaseOwner]).toEqual(["processing", undefined])
+      expect((yield* recording).statusCalls).toHaveLength(1)
+      yield* TestClock.adjust(Duration.minutes(5))
+      expect((yield* recording).statusCalls).toHaveLength(1)
+      // A finished task is not asked about again.
+      const again = yield* client.refresh("tk_untracked")
+      expect(again.state).toBe("completed")
+      expect((yield* client.refresh("tk_untracked")).state).toBe("completed")
+      expect((yield* recording).statusCalls).toHaveLength(2)
+    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing, video("u")] }) })))
   )
 })
 
@@ -433,16 +685,14 @@ describe("TaskClient with account limits", () => {
   it.effect("holds a task slot from submit to terminal status", () =>
     Effect.gen(function* () {
       const client = yield* TaskClient.TaskClient
-      const scripted = yield* ScriptedProvider.ScriptedProvider
       const first = yield* client.start(input, { taskKey: "tk_first" })
       const second = yield* Effect.fork(client.start(input, { taskKey: "tk_second" }))
       yield* TestClock.adjust(Duration.minutes(1))
       // No wait is running for the first task and it is not terminal: the second cannot be sent.
-      expect((yield* scripted.recording).submits).toHaveLength(1)
-      const waiting = yield* Effect.fork(client.wait(first))
-      yield* advanceUntilDone(waiting)
+      expect((yield* recording).submits).toHaveLength(1)
+      yield* advanceUntilDone(yield* Effect.fork(client.wait(first)))
       yield* advanceUntilDone(second)
-      expect((yield* scripted.recording).submits).toHaveLength(2)
+      expect((yield* recording).submits).toHaveLength(2)
     }).pipe(Effect.provide(clientLayer({ limits: { concurrentTasks: 1 }, script: () => ({ statuses: [video("x")] }) })))
   )
 
@@ -454,16 +704,13 @@ describe("TaskClient with account limits", () => {
       script: () => ({ statuses: [video("shared")] }),
       hints: { pollPlan: testPlan }
     })
-    const shared = Layer.mergeAll(
-      Layer.succeed(TaskLedger.TaskLedger, ledger),
-      Layer.succeed(TaskProvider.TaskProvider, scripted.provider)
-    )
-    const a = yield* TaskClient.make({ owner: "a" }).pipe(
-      Effect.provide(Layer.merge(shared, AccountLimits.layerMemory({ concurrentTasks: 1 })))
-    )
-    const b = yield* TaskClient.make({ owner: "b" }).pipe(
-      Effect.provide(Layer.merge(shared, AccountLimits.layerUnlimited))
-    )
+    const a = yield* makeClient({
+      ledger,
+      provider: scripted.provider,
+      limits: { concurrentTasks: 1 },
+      client: { owner: "a" }
+    })
+    const b = yield* makeClient({ ledger, provider: scripted.provider, client: { owner: "b" } })
     return { a, b }
   })
   const nextStartGoesThrough = (a: TaskClient.Service) =>
@@ -472,7 +719,7 @@ describe("TaskClient with account limits", () => {
       expect((yield* advanceUntilDone(next, Duration.seconds(1), 100)).taskKey).toBe("tk_next")
     })
 
-  it.effect("frees this process's slot when its poll finds the task finished by another process", () =>
+  it.scoped("frees this process's slot when its poll finds the task finished by another process", () =>
     Effect.gen(function* () {
       const { a, b } = yield* twoProcesses
       const handle = yield* a.start(input, { taskKey: "tk_shared" })
@@ -481,17 +728,47 @@ describe("TaskClient with account limits", () => {
       yield* b.refresh("tk_shared")
       expect((yield* advanceUntilDone(waiting, Duration.seconds(1), 100)).state).toBe("completed")
       yield* nextStartGoesThrough(a)
-    }).pipe(Effect.scoped)
+    })
   )
 
-  it.effect("frees this process's slot when it finds the task already finished by another process", () =>
+  it.scoped("frees this process's slot when it finds the task already finished by another process", () =>
     Effect.gen(function* () {
       const { a, b } = yield* twoProcesses
       const handle = yield* a.start(input, { taskKey: "tk_shared" })
       yield* b.refresh("tk_shared")
       expect((yield* a.wait(handle)).state).toBe("completed")
       yield* nextStartGoesThrough(a)
-    }).pipe(Effect.scoped)
+    })
+  )
+
+  it.scoped("counts a task resumed after a restart against the concurrent-task limit until it ends", () =>
+    Effect.gen(function* () {
+      const ledger = yield* TaskLedger.makeMemory
+      const scripted = yield* ScriptedProvider.make({
+        script: () => ({
+          timeline: [
+            { after: 0, status: processing },
+            { after: "2 minutes", status: video("r") }
+          ]
+        }),
+        hints: { pollPlan: testPlan }
+      })
+      // The first process submits a task and dies.
+      yield* Effect.scoped(
+        Effect.flatMap(makeClient({ ledger, provider: scripted.provider }), (first) =>
+          first.start(input, { taskKey: "tk_running" })
+        )
+      )
+      const client = yield* makeClient({ ledger, provider: scripted.provider, limits: { concurrentTasks: 1 } })
+      const waiting = yield* Effect.fork(client.wait("tk_running"))
+      yield* TestClock.adjust("1 second")
+      const next = yield* Effect.fork(client.start(input, { taskKey: "tk_next" }))
+      yield* TestClock.adjust("1 minute")
+      // The account's only slot is the resumed task's: the next one waits, unsent.
+      expect((yield* scripted.recording).submits.map((call) => call.taskKey)).toEqual(["tk_running"])
+      expect((yield* advanceUntilDone(waiting)).state).toBe("completed")
+      expect((yield* advanceUntilDone(next)).taskKey).toBe("tk_next")
+    })
   )
 
   it.effect(
@@ -499,7 +776,6 @@ describe("TaskClient with account limits", () => {
     () =>
       Effect.gen(function* () {
         const client = yield* TaskClient.TaskClient
-        const scripted = yield* ScriptedProvider.ScriptedProvider
         const fiber = yield* Effect.fork(
           Effect.forEach(
             Array.from({ length: 200 }, (_, index) => index),
@@ -509,13 +785,12 @@ describe("TaskClient with account limits", () => {
         )
         const records = yield* advanceUntilDone(fiber, Duration.seconds(1))
         expect(records.every((record) => record.state === "completed")).toBe(true)
-        const recording = yield* scripted.recording
-        expect(recording.created.size).toBe(200)
-        expect(recording.submits).toHaveLength(200)
-        expect(maxInAnyWindow(recording.requestTimes, 60_000)).toBeLessThanOrEqual(60)
+        const { created, submits, requestTimes, statusCalls } = yield* recording
+        expect([created.size, submits.length]).toEqual([200, 200])
+        expect(maxInAnyWindow(requestTimes, 60_000)).toBeLessThanOrEqual(60)
         // Concurrency: a task is in flight from its submit to its last (terminal) status answer.
-        const spans = [...recording.created].map(([remoteTaskId, task]) => {
-          const polls = recording.statusCalls.filter((call) => call.remoteTaskId === remoteTaskId)
+        const spans = [...created].map(([remoteTaskId, task]) => {
+          const polls = statusCalls.filter((call) => call.remoteTaskId === remoteTaskId)
           return [task.createdAt, polls[polls.length - 1]!.at] as const
         })
         const maxConcurrent = Math.max(
@@ -540,174 +815,81 @@ describe("TaskClient with account limits", () => {
   )
 })
 
-describe("TaskClient.reconcile and resume", () => {
-  it.effect(
-    "resumes unfinished tasks after a restart and marks an interrupted submit ambiguous without re-sending",
-    () =>
-      Effect.gen(function* () {
-        const ledger = yield* TaskLedger.makeMemory
-        const ledgerLayer = Layer.succeed(TaskLedger.TaskLedger, ledger)
-        const scripted = yield* ScriptedProvider.make({
-          script: () => ({
-            timeline: [
-              { after: 0, status: processing },
-              { after: "3 minutes", status: video("r") }
-            ]
-          }),
-          hints: {
-            pollPlan: {
-              firstPollAfter: Duration.seconds(10),
-              interval: Duration.seconds(5),
-              deadline: Duration.hours(1)
-            }
-          }
-        })
-        const providerLayer = Layer.succeed(TaskProvider.TaskProvider, scripted.provider)
-        const limits = (yield* Effect.promise(() => import("../src/AccountLimits.js"))).layerMemory()
-        const makeClient = TaskClient.make().pipe(Effect.provide(Layer.mergeAll(ledgerLayer, providerLayer, limits)))
-
-        // First process: two tasks submitted, then it "dies" (its scope closes) before waiting.
-        yield* Effect.scoped(
-          Effect.gen(function* () {
-            const client = yield* makeClient
-            yield* client.start(input, { taskKey: "tk_a" })
-            yield* client.start({ ...input, prompt: "second" }, { taskKey: "tk_b" })
-          })
-        )
-        // A row left in `submitting`, as if the process died with the POST in flight.
-        yield* ledger.create({ taskKey: "tk_c", providerId: "scripted", modelId: "scripted-model", input })
-
-        const summary = yield* Effect.scoped(
-          Effect.gen(function* () {
-            const client = yield* makeClient
-            const fiber = yield* Effect.fork(client.reconcile())
-            return yield* advanceUntilDone(fiber)
-          })
-        )
-        expect(summary.claimed).toBe(3)
-        expect([...summary.completed].sort()).toEqual(["tk_a", "tk_b"])
-        expect(summary.ambiguous).toEqual(["tk_c"])
-        expect(Option.getOrThrow(yield* ledger.get("tk_c")).state).toBe("ambiguous")
-        expect((yield* scripted.recording).submits).toHaveLength(2)
+describe("TaskClient result storage", () => {
+  it.scoped("stores a task's outputs once, over real HTTP, when a refresh and a wait ask for them together", () =>
+    Effect.gen(function* () {
+      const server = yield* ScriptedHttpServer.make
+      server.script("GET /once.mp4", {
+        status: 200,
+        headers: { "content-type": "video/mp4", "content-length": "4" },
+        body: "abcd"
       })
+      const storage = ResultStorage.layer({ retry: Schedule.stop }).pipe(
+        Layer.provide(Layer.merge(ArtifactStore.layerMemory, NodeHttpClient.layerUndici))
+      )
+      yield* Effect.gen(function* () {
+        const client = yield* TaskClient.TaskClient
+        const handle = yield* client.start(input, { taskKey: "tk_once" })
+        yield* TestClock.adjust(Duration.seconds(10))
+        const [refreshed, waited] = yield* Effect.all([client.refresh(handle), client.wait(handle)], {
+          concurrency: "unbounded"
+        })
+        const final = yield* client.wait(handle)
+        expect([refreshed.state, waited.state, final.state]).toEqual(["completed", "completed", "completed"])
+        expect(final.artifacts.map((artifact) => [artifact.bytes, artifact.contentType])).toEqual([[4, "video/mp4"]])
+        expect(server.requests().map((request) => request.pathname)).toEqual(["/once.mp4"])
+      }).pipe(
+        Effect.provide(
+          clientLayer({
+            script: () => ({ statuses: [ScriptedProvider.succeededWith(`${server.baseUrl}/once.mp4`)] }),
+            resultStorage: storage
+          })
+        )
+      )
+    })
   )
+})
 
-  it.effect("leaves a submit that another live process holds alone, and takes it over once its claim expires", () =>
+describe("TaskClient in callback mode", () => {
+  it.effect("keeps polling, but only as a slow fallback, and sends the callback URL as given", () =>
+    Effect.gen(function* () {
+      const client = yield* TaskClient.TaskClient
+      yield* advanceUntilDone(
+        yield* Effect.fork(client.generate(input, { callbackUrl: "https://hooks.example/apixo?id=9" }))
+      )
+      const { statusCalls, submits } = yield* recording
+      expect(submits[0]!.callbackUrl).toBe("https://hooks.example/apixo?id=9")
+      // First poll at the plan's 10 s, then every 60 s instead of the plan's 5 s.
+      expect(statusCalls.map((call) => call.at - submits[0]!.at)).toEqual([10_000, 70_000, 130_000])
+    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing, processing, video("cb")] }) })))
+  )
+})
+
+describe("TaskClient never lets an internal race reach a caller", () => {
+  it.scoped("two processes tracking one task with tiny leases both finish it, with typed results only", () =>
     Effect.gen(function* () {
       const ledger = yield* TaskLedger.makeMemory
-      const scripted = yield* ScriptedProvider.make({ hints: { pollPlan: testPlan } })
-      const layers = Layer.mergeAll(
-        Layer.succeed(TaskLedger.TaskLedger, ledger),
-        Layer.succeed(TaskProvider.TaskProvider, scripted.provider),
-        AccountLimits.layerUnlimited
-      )
-      // Process A starts a task whose submit waits a long while for the request budget.
-      const slowA = yield* TaskClient.make({ owner: "process-a", submitLeaseMillis: 300_000 }).pipe(
-        Effect.provide(
-          Layer.mergeAll(
-            Layer.succeed(TaskLedger.TaskLedger, ledger),
-            Layer.succeed(TaskProvider.TaskProvider, scripted.provider),
-            AccountLimits.layerMemory({ requestsPerWindow: 1 })
-          )
-        )
-      )
-      yield* slowA.start(input, { taskKey: "tk_first" })
-      const pending = yield* Effect.fork(slowA.start(input, { taskKey: "tk_waiting" }))
-      yield* TestClock.adjust(Duration.seconds(1))
-      expect(Option.getOrThrow(yield* ledger.get("tk_waiting")).state).toBe("submitting")
-
-      // Process B reconciles meanwhile: it must not judge A's live submit.
-      const b = yield* TaskClient.make({ owner: "process-b" }).pipe(Effect.provide(layers))
-      const summary = yield* Effect.fork(b.reconcile({ deadline: "10 seconds" }))
-      const result = yield* advanceUntilDone(summary)
-      expect(result.ambiguous).toEqual([])
-      expect(result.unfinished.map((entry) => [entry.taskKey, entry.error])).toContainEqual([
-        "tk_waiting",
-        "SubmitInProgress"
-      ])
-      // A's submit goes through and is recorded normally.
-      const handle = yield* advanceUntilDone(pending)
-      const row = Option.getOrThrow(yield* ledger.get("tk_waiting"))
-      expect([row.state, row.remoteTaskId, row.leaseOwner]).toEqual(["submitted", handle.remoteTaskId, undefined])
-    }).pipe(Effect.scoped)
-  )
-
-  it.effect(
-    "sends a submit its dead process left queued (never sent) exactly once; one caught sending is ambiguous",
-    () =>
-      Effect.gen(function* () {
-        const ledger = yield* TaskLedger.TaskLedger
-        const scripted = yield* ScriptedProvider.ScriptedProvider
-        const client = yield* TaskClient.TaskClient
-        // Rows as a crashed process leaves them: both submitting, their claims expired; one was still
-        // waiting for the request budget, the other had its POST on the wire.
-        for (const [taskKey, leaseOwner] of [
-          ["tk_queued", "dead-process"],
-          ["tk_sending", "dead-process#sending"]
-        ] as const) {
-          yield* ledger.create({ taskKey, providerId: "scripted", modelId: "scripted-model", input })
-          yield* ledger.transition(taskKey, ["submitting"], { leaseOwner, leaseExpiresAt: 0 })
-        }
-        const summary = yield* advanceUntilDone(yield* Effect.fork(client.reconcile()))
-        expect(summary.completed).toEqual(["tk_queued"])
-        expect(summary.ambiguous).toEqual(["tk_sending"])
-        const { submits } = yield* scripted.recording
-        expect(submits.map((call) => call.taskKey)).toEqual(["tk_queued"])
-        expect((yield* client.lookup("tk_queued")).state).toBe("completed")
-        expect((yield* client.lookup("tk_sending")).state).toBe("ambiguous")
-      }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [video("queued")] }) })))
-  )
-
-  it.effect("records a submit's remote id even if another process marked it ambiguous meanwhile", () =>
-    Effect.gen(function* () {
-      const ledger = yield* TaskLedger.TaskLedger
-      const scripted = yield* ScriptedProvider.ScriptedProvider
-      // A provider whose POST is slow, during which someone else marks the row ambiguous.
-      const slow = Layer.succeed(TaskProvider.TaskProvider, {
-        ...scripted.provider,
-        submit: (request) =>
-          Effect.zipRight(
-            Effect.orDie(ledger.transition(request.taskKey, ["submitting"], { state: "ambiguous" })),
-            scripted.provider.submit(request)
-          )
+      const scripted = yield* ScriptedProvider.make({
+        script: () => ({
+          timeline: [
+            { after: 0, status: processing },
+            { after: "2 minutes", status: video("race") }
+          ]
+        }),
+        hints: { pollPlan: testPlan }
       })
-      const client = yield* TaskClient.make().pipe(
-        Effect.provide(Layer.mergeAll(slow, Layer.succeed(TaskLedger.TaskLedger, ledger), AccountLimits.layerUnlimited))
+      // Leases shorter than the poll interval: the two keep taking the row from each other.
+      const a = yield* makeClient({ ledger, provider: scripted.provider, client: { owner: "a", leaseMillis: 3000 } })
+      const b = yield* makeClient({ ledger, provider: scripted.provider, client: { owner: "b", leaseMillis: 3000 } })
+      const handle = yield* a.start(input, { taskKey: "tk_contended" })
+      const both = yield* Effect.fork(
+        Effect.all([Effect.exit(a.wait(handle)), Effect.exit(b.wait(handle)), Effect.exit(b.refresh(handle))], {
+          concurrency: "unbounded"
+        })
       )
-      const handle = yield* client.start(input, { taskKey: "tk_raced" })
-      const row = Option.getOrThrow(yield* ledger.get("tk_raced"))
-      expect([row.state, row.remoteTaskId]).toEqual(["submitted", handle.remoteTaskId])
-    }).pipe(Effect.provide(clientLayer()), Effect.scoped)
-  )
-
-  it.effect("reports a task still running at the deadline as unfinished with DeadlineExceeded", () =>
-    Effect.gen(function* () {
-      const client = yield* TaskClient.TaskClient
-      yield* client.start(input, { taskKey: "tk_long" })
-      const fiber = yield* Effect.fork(client.reconcile({ deadline: "1 minute" }))
-      const summary = yield* advanceUntilDone(fiber)
-      expect(summary.unfinished.map((entry) => [entry.taskKey, entry.error])).toEqual([["tk_long", "DeadlineExceeded"]])
-      expect(summary.unfinished[0]!.reason).toContain("tk_long")
-      expect((yield* client.lookup("tk_long")).state).toBe("processing")
-    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [processing] }) })))
-  )
-
-  it.effect("resumes a handle from another process into an empty ledger", () =>
-    Effect.gen(function* () {
-      const scripted = yield* ScriptedProvider.ScriptedProvider
-      const client = yield* TaskClient.TaskClient
-      const accepted = yield* scripted.provider.submit({ taskKey: "elsewhere", input })
-      const { TaskHandle } = yield* Effect.promise(() => import("../src/TaskHandle.js"))
-      const handle = new TaskHandle({
-        providerId: "scripted",
-        modelId: "scripted-model",
-        taskKey: "elsewhere",
-        remoteTaskId: accepted.remoteTaskId,
-        submittedAt: 0
-      })
-      const fiber = yield* Effect.fork(client.resume(handle))
-      const record = yield* advanceUntilDone(fiber)
-      expect([record.state, record.remoteTaskId]).toEqual(["completed", accepted.remoteTaskId])
-    }).pipe(Effect.provide(clientLayer({ script: () => ({ statuses: [video("elsewhere")] }) })))
+      const exits = yield* advanceUntilDone(both, "700 millis")
+      for (const exit of exits) expect(Exit.isSuccess(exit) ? "success" : String(exit.cause)).toBe("success")
+      expect(Option.getOrThrow(yield* ledger.get("tk_contended")).state).toBe("completed")
+    })
   )
 })

@@ -3,27 +3,33 @@ import { Effect, Either } from "effect"
 import * as TaskError from "../src/TaskError.js"
 
 describe("TaskError", () => {
-  it("allows a resubmit only when the failure proves no task was created", () => {
-    expect(TaskError.isSafeToResubmit(new TaskError.RateLimited({ message: "slow down" }))).toBe(true)
-    expect(
-      TaskError.isSafeToResubmit(new TaskError.TransportError({ message: "connect ECONNREFUSED", requestSent: false }))
-    ).toBe(true)
-    expect(
-      TaskError.isSafeToResubmit(new TaskError.TransportError({ message: "socket hang up", requestSent: true }))
-    ).toBe(false)
-    expect(TaskError.isSafeToResubmit(new TaskError.ServerError({ status: 502, message: "Bad Gateway" }))).toBe(false)
-    expect(TaskError.isSafeToResubmit(new TaskError.DecodeError({ message: "not JSON" }))).toBe(false)
-    // Explicit rejections prove nothing was created, but sending them again cannot succeed.
-    expect(TaskError.isSafeToResubmit(new TaskError.InsufficientCredits({ message: "Insufficient credits" }))).toBe(
-      false
-    )
-  })
+  it.effect("allows a resubmit only when the failure proves no task was created", () =>
+    Effect.sync(() => {
+      expect(TaskError.isSafeToResubmit(new TaskError.RateLimited({ message: "slow down" }))).toBe(true)
+      expect(
+        TaskError.isSafeToResubmit(
+          new TaskError.TransportError({ message: "connect ECONNREFUSED", requestSent: false })
+        )
+      ).toBe(true)
+      expect(
+        TaskError.isSafeToResubmit(new TaskError.TransportError({ message: "socket hang up", requestSent: true }))
+      ).toBe(false)
+      expect(TaskError.isSafeToResubmit(new TaskError.ServerError({ status: 502, message: "Bad Gateway" }))).toBe(false)
+      expect(TaskError.isSafeToResubmit(new TaskError.DecodeError({ message: "not JSON" }))).toBe(false)
+      // Explicit rejections prove nothing was created, but sending them again cannot succeed.
+      expect(TaskError.isSafeToResubmit(new TaskError.InsufficientCredits({ message: "Insufficient credits" }))).toBe(
+        false
+      )
+    })
+  )
 
-  it("names the field and the rule in an input error's message", () => {
-    const error = new TaskError.InvalidInput({ path: "input.image_urls", rule: "required in image modes" })
-    expect(error.message).toBe("Invalid input at input.image_urls: required in image modes")
-    expect(error._tag).toBe("InvalidInput")
-  })
+  it.effect("names the field and the rule in an input error's message", () =>
+    Effect.sync(() => {
+      const error = new TaskError.InvalidInput({ path: "input.image_urls", rule: "required in image modes" })
+      expect(error.message).toBe("Invalid input at input.image_urls: required in image modes")
+      expect(error._tag).toBe("InvalidInput")
+    })
+  )
 
   it.effect("is a yieldable typed failure", () =>
     Effect.gen(function* () {
@@ -36,10 +42,12 @@ describe("TaskError", () => {
     })
   )
 
-  it("recognises provider errors and nothing else", () => {
-    expect(TaskError.isProviderError(new TaskError.ServerError({ status: 500, message: "boom" }))).toBe(true)
-    expect(TaskError.isProviderError(new TaskError.DeadlineExceeded({ taskKey: "k", waitedMillis: 1 }))).toBe(false)
-    expect(TaskError.isProviderError({ _tag: "Pending" })).toBe(false)
-    expect(TaskError.isProviderError(null)).toBe(false)
-  })
+  it.effect("recognises provider errors and nothing else", () =>
+    Effect.sync(() => {
+      expect(TaskError.isProviderError(new TaskError.ServerError({ status: 500, message: "boom" }))).toBe(true)
+      expect(TaskError.isProviderError(new TaskError.DeadlineExceeded({ taskKey: "k", waitedMillis: 1 }))).toBe(false)
+      expect(TaskError.isProviderError({ _tag: "Pending" })).toBe(false)
+      expect(TaskError.isProviderError(null)).toBe(false)
+    })
+  )
 })

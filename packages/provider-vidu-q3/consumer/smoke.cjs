@@ -14,10 +14,7 @@ assert.equal(Option.getOrThrow(cost).amount, 12)
 Effect.runPromise(
   Effect.flip(
     ApixoModel.prepare(ViduQ3.model)({
-      mode: "image-to-video",
-      prompt: "x",
-      image_urls: ["https://a.example/1.png"],
-      style: "anime"
+      input: { mode: "image-to-video", prompt: "x", image_urls: ["https://a.example/1.png"], style: "anime" }
     })
   )
 ).then((error) => {

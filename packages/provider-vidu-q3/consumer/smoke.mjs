@@ -35,13 +35,27 @@ const layer = ViduQ3.layer({
 const accepted = await Effect.runPromise(
   Effect.gen(function* () {
     const provider = yield* TaskProvider.TaskProvider
-    const prepared = yield* provider.prepare(input)
+    const prepared = yield* provider.prepare({ input })
     assert.equal(prepared.billableSeconds, 8)
-    return yield* provider.submit({ taskKey: "k", input: prepared.wire })
+    return yield* provider.submit({ taskKey: "k", wire: prepared.wire })
   }).pipe(Effect.provide(layer))
 )
 server.close()
 assert.equal(accepted.remoteTaskId, "task_12345678")
 assert.equal(received.url, "/api/v1/generateTask/vidu-q3")
 assert.deepEqual(received.body, { request_type: "async", input })
+// The same input on the official Vidu API: prepare only (it sends nothing).
+const viduPrepared = await Effect.runPromise(
+  Effect.flatMap(TaskProvider.TaskProvider, (provider) => provider.prepare({ input })).pipe(
+    Effect.provide(ViduQ3.layerVidu({ apiKey: Redacted.make("vidu-smoke") }).pipe(Layer.provide(FetchHttpClient.layer)))
+  )
+)
+assert.equal(viduPrepared.wire.path, "/start-end2video")
+assert.deepEqual(viduPrepared.wire.body, {
+  model: "viduq3-pro",
+  images: input.image_urls,
+  prompt: input.prompt,
+  duration: 8,
+  resolution: "720p"
+})
 console.log("@reelkit/provider-vidu-q3 ESM ok")

@@ -1,7 +1,8 @@
 /**
  * The Vidu Q3 model (`vidu-q3`) on apixo as core's `TaskProvider`: the input schema from
  * `ViduQ3Input`, apixo's advice for polling (first poll 60-90 s after submit, then every 5 s),
- * 15-day result retention, and billing by `duration`.
+ * 15-day result retention, and billing by `duration`. The same model on the official Vidu API is
+ * `layerVidu` / `layerViduConfig` (see `ViduQ3Vidu`): swapping transports is swapping the layer.
  *
  * @since 0.1.0
  */
@@ -13,6 +14,7 @@ import * as Duration from "effect/Duration"
 import type * as Config from "effect/Config"
 import * as Layer from "effect/Layer"
 import * as ViduQ3Input from "./ViduQ3Input.js"
+import * as ViduQ3Vidu from "./ViduQ3Vidu.js"
 
 /** The apixo model id. */
 export const modelId = "vidu-q3"
@@ -60,3 +62,9 @@ export const layerConfig = (
   overrides: ApixoModel.Overrides = {}
 ): Layer.Layer<TaskProvider.TaskProvider, ConfigError.ConfigError, HttpClient.HttpClient> =>
   ApixoModel.layer(model, overrides).pipe(Layer.provide(Apixo.layerConfig(config)))
+
+/** The same model on the official Vidu API (`ViduQ3Vidu.layer`): `VIDU_API_KEY`'s account instead of apixo's. */
+export const layerVidu: typeof ViduQ3Vidu.layer = ViduQ3Vidu.layer
+
+/** The same model on the official Vidu API from configuration (`ViduQ3Vidu.layerConfig`: `VIDU_API_KEY`, `VIDU_BASE_URL`). */
+export const layerViduConfig: typeof ViduQ3Vidu.layerConfig = ViduQ3Vidu.layerConfig

@@ -1,15 +1,16 @@
 /**
- * Vidu Q3's input on apixo: one schema per mode, a union discriminated on `mode`. Text modes take
- * `style` and `aspect_ratio` and no images; image modes take 1 or 2 `image_urls` (animate one
- * image, or first and last frame) and no `style` or `aspect_ratio`. Field names are apixo's
- * snake_case, so the input is its own wire form; fields left out stay out.
+ * Vidu Q3's input, declared once for every transport: one schema per mode, a union discriminated
+ * on `mode`. Text modes take `style` and `aspect_ratio` and no images; image modes take 1 or 2
+ * `image_urls` (animate one image, or first and last frame) and no `style` or `aspect_ratio`.
+ * Field names are apixo's snake_case (the model's first documentation), so on apixo the input is
+ * its own wire form; each transport encodes it (`ViduQ3` for apixo, `ViduQ3Vidu` for the official
+ * Vidu API). Fields left out stay out.
  *
  * Each rule is stated once, in `rules`, and attached to its schema as the `message` annotation:
  * the TypeScript type and the runtime check both come from these schemas.
  *
  * @since 0.1.0
  */
-import { ApixoProtocol } from "@reelkit/apixo"
 import * as Schema from "effect/Schema"
 
 /** The modes of the standard tier. */
@@ -60,6 +61,25 @@ export const Movement = Schema.Literal("auto", "small", "medium", "large")
 /** A motion amplitude. */
 export type Movement = typeof Movement.Type
 
+const isHttpUrl = (value: string): boolean => {
+  try {
+    const url = new URL(value)
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
+  } catch {
+    return false
+  }
+}
+
+/** An absolute http(s) URL (an image the provider downloads). */
+export const HttpUrl = Schema.String.pipe(
+  Schema.filter(isHttpUrl, {
+    identifier: "HttpUrl",
+    description: "an absolute http(s) URL",
+    message: () => "must be an absolute http(s) URL",
+    arbitrary: () => (fc) => fc.webUrl({ validSchemes: ["http", "https"] })
+  })
+)
+
 /** Pricing tier of a mode: the `turbo-` modes are `turbo`, the others `standard`. */
 export type Tier = "standard" | "turbo"
 
@@ -100,10 +120,7 @@ export const Duration = withRule(Schema.Int.pipe(Schema.between(1, 16)), rules.d
 export const Seed = withRule(Schema.Int.pipe(Schema.between(-1, 2147483647)), rules.seed)
 
 /** 1 URL (animate that image) or 2 (first frame, last frame); a tuple, so a third does not compile. */
-export const ImageUrls = withRule(
-  Schema.Tuple(ApixoProtocol.HttpUrl, Schema.optionalElement(ApixoProtocol.HttpUrl)),
-  rules.image_urls
-)
+export const ImageUrls = withRule(Schema.Tuple(HttpUrl, Schema.optionalElement(HttpUrl)), rules.image_urls)
 
 const common = {
   prompt: Prompt,

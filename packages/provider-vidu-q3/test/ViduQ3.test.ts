@@ -9,11 +9,11 @@ import * as Seed from "./seed.js"
 const submitRoute = "POST /api/v1/generateTask/vidu-q3"
 const statusRoute = "GET /api/v1/statusTask/vidu-q3"
 
-/** Runs `body` with the Vidu Q3 provider pointed at the scripted server. */
 /** The key used by these tests; asserted absent from what they check. */
 const apiKey = "sk-test-5ecret-b5f1e0c2"
 const redactedKey = Redacted.make(apiKey)
 
+/** Runs `body` with the Vidu Q3 provider pointed at the scripted server. */
 const withProvider = <A, E>(
   server: ScriptedHttpServer.ScriptedServer,
   body: (provider: TaskProvider.Service) => Effect.Effect<A, E>
@@ -24,7 +24,7 @@ const withProvider = <A, E>(
     )
   )
 
-/** prepare + submit, as core's TaskClient calls them. */
+/** prepare + submit, as core's TaskClient calls them: the gate, then the wire request it returned. */
 const send = (
   provider: TaskProvider.Service,
   input: unknown,
@@ -32,8 +32,8 @@ const send = (
   options?: Record<string, unknown>
 ) =>
   Effect.gen(function* () {
-    const prepared = yield* provider.prepare(input)
-    return yield* provider.submit({ taskKey: "tk_seed", input: prepared.wire, callbackUrl, options })
+    const prepared = yield* provider.prepare({ input, callbackUrl, options })
+    return yield* provider.submit({ taskKey: "tk_seed", wire: prepared.wire })
   })
 
 const sentBodies = (server: ScriptedHttpServer.ScriptedServer) =>
@@ -52,6 +52,12 @@ describe("ViduQ3 (seed document)", () => {
         })
       )
       expect(sentBodies(server)).toEqual([Seed.textToVideoRequest, Seed.oneImageCallbackRequest, Seed.twoImagesRequest])
+      // Byte for byte: the same fields in the same order as the page.
+      expect(server.requests().map((request) => request.body)).toEqual(
+        [Seed.textToVideoRequest, Seed.oneImageCallbackRequest, Seed.twoImagesRequest].map((body) =>
+          JSON.stringify(body)
+        )
+      )
       for (const request of server.requests()) {
         expect(request.pathname).toBe("/api/v1/generateTask/vidu-q3")
         expect(request.headers.authorization).toBe(`Bearer ${apiKey}`)
@@ -72,6 +78,40 @@ describe("ViduQ3 (seed document)", () => {
         })
       )
       expect(sentBodies(server)).toEqual([{ ...Seed.overviewRequest, request_type: "callback" }])
+      expect(server.requests()[0]?.body).toBe(JSON.stringify({ ...Seed.overviewRequest, request_type: "callback" }))
+    })
+  )
+
+  it.scoped("prepare alone returns each example's exact wire request, and sends nothing", () =>
+    Effect.gen(function* () {
+      const server = yield* ScriptedHttpServer.make
+      const prepared = yield* withProvider(server, (provider) =>
+        Effect.all([
+          provider.prepare({ input: Seed.textToVideoRequest.input }),
+          provider.prepare({
+            input: Seed.oneImageCallbackRequest.input,
+            callbackUrl: Seed.oneImageCallbackRequest.callback_url
+          })
+        ])
+      )
+      expect(prepared.map((each) => each.wire)).toEqual([
+        new TaskProvider.WireRequest({
+          method: "POST",
+          path: "/api/v1/generateTask/vidu-q3",
+          body: Seed.textToVideoRequest
+        }),
+        new TaskProvider.WireRequest({
+          method: "POST",
+          path: "/api/v1/generateTask/vidu-q3",
+          body: Seed.oneImageCallbackRequest
+        })
+      ])
+      expect(prepared.map((each) => each.input)).toEqual([
+        Seed.textToVideoRequest.input,
+        Seed.oneImageCallbackRequest.input
+      ])
+      expect(prepared.map((each) => each.billableSeconds)).toEqual([8, 4])
+      expect(server.requests()).toHaveLength(0)
     })
   )
 
@@ -129,8 +169,10 @@ describe("ViduQ3", () => {
       expect(seconds(provider.hints.pollPlan.firstPollAfter)).toBeLessThanOrEqual(90)
       expect(seconds(provider.hints.pollPlan.interval)).toBe(5)
       expect(seconds(provider.hints.resultRetention)).toBe(15 * 24 * 3600)
-      expect((yield* provider.prepare(Seed.textToVideoRequest.input)).billableSeconds).toBe(8)
-      expect((yield* provider.prepare({ mode: "text-to-video", prompt: "x" })).billableSeconds).toBeUndefined()
+      expect((yield* provider.prepare({ input: Seed.textToVideoRequest.input })).billableSeconds).toBe(8)
+      expect(
+        (yield* provider.prepare({ input: { mode: "text-to-video", prompt: "x" } })).billableSeconds
+      ).toBeUndefined()
       expect(server.requests()).toHaveLength(0)
     })
   )
@@ -182,6 +224,45 @@ describe("ViduQ3", () => {
       )
       expect(error.message).toBe("Invalid input at input.style: is only allowed in text modes")
       expect(server.requests()).toHaveLength(0)
+    })
+  )
+
+  it.scoped("a bad callback URL or routing option is rejected by prepare, naming the field, and never sent", () =>
+    Effect.gen(function* () {
+      const server = yield* ScriptedHttpServer.make
+      const input = Seed.textToVideoRequest.input
+      const errors = yield* withProvider(server, (provider) =>
+        Effect.all([
+          Effect.flip(send(provider, input, "your-server.com/callback")),
+          Effect.flip(send(provider, input, undefined, { provider: "official channel" })),
+          Effect.flip(send(provider, input, undefined, { provider: "auto", callback: "https://x.example" }))
+        ])
+      )
+      expect(errors.map((error) => error.message)).toEqual([
+        "Invalid input at callbackUrl: must be an absolute http(s) URL",
+        'Invalid input at options.provider: must be "auto", "value", "official" or a channel name (letters, digits, ".", "_", "-"; at most 64)',
+        "Invalid input at options.callback: is not an option of the apixo transport (known: provider)"
+      ])
+      expect(server.requests()).toHaveLength(0)
+    })
+  )
+
+  it.scoped("a failed status echoing the API key keeps the seed's fail code and text, without the key", () =>
+    Effect.gen(function* () {
+      const server = yield* ScriptedHttpServer.make
+      const echoed = {
+        ...Seed.statusFailed,
+        data: { ...Seed.statusFailed.data, failMsg: `${Seed.statusFailed.data.failMsg} (key ${apiKey})` }
+      }
+      server.script(statusRoute, { status: 200, body: echoed })
+      const status = yield* withProvider(server, (provider) => provider.status("task_12345678"))
+      expect(status).toEqual(
+        new TaskStatus.Failed({
+          code: "CONTENT_VIOLATION",
+          message: "Content does not meet safety guidelines (key [redacted])"
+        })
+      )
+      expect(server.requests()[0]?.headers.authorization).toBe(`Bearer ${apiKey}`)
     })
   )
 })

@@ -7,7 +7,7 @@ import { Arbitrary, Effect, Either, FastCheck, Schema } from "effect"
 const prepare = ApixoModel.prepare(ViduQ3.model)
 const { rules } = ViduQ3Input
 
-const prepareSync = (input: unknown) => Effect.runSync(Effect.either(prepare(input)))
+const prepareSync = (input: unknown) => Effect.runSync(Effect.either(prepare({ input })))
 
 const failure = (input: unknown): TaskError.InvalidInput => {
   const result = prepareSync(input)
@@ -82,9 +82,9 @@ describe("ViduQ3Input", () => {
       { mode: "turbo-text-to-video", prompt: "x", style: "anime", aspect_ratio: "1:1", sound: false, bgm: false }
     ]) {
       const result = prepareSync(input)
-      expect(Either.getOrThrow(result).wire).toEqual(input)
+      expect(Either.getOrThrow(result).input).toEqual(input)
     }
-    expect(Either.getOrThrow(prepareSync({ ...text, duration: undefined, style: undefined })).wire).toEqual(text)
+    expect(Either.getOrThrow(prepareSync({ ...text, duration: undefined, style: undefined })).input).toEqual(text)
   })
 
   it("knows each mode's tier", () => {
@@ -107,7 +107,8 @@ describe("ViduQ3Input", () => {
       FastCheck.assert(
         FastCheck.property(anyInput, (input) => {
           const prepared = Either.getOrThrow(prepareSync(input))
-          expect(prepared.wire).toEqual(withoutUndefined(input))
+          expect(prepared.input).toEqual(withoutUndefined(input))
+          expect(prepared.wire.body).toEqual({ request_type: "async", input: prepared.input })
           expect(prepared.billableSeconds).toBe(input.duration)
         }),
         { numRuns }

@@ -6,16 +6,29 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Effect, type Layer } from "effect"
+import { Effect, type Layer, Redacted } from "effect"
 import { execFileSync, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
-import { closeSync, createWriteStream, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs"
+import { S3Client } from "@aws-sdk/client-s3"
+import { Upload } from "@aws-sdk/lib-storage"
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeSync
+} from "node:fs"
 import { request } from "node:http"
-import { Transform } from "node:stream"
+import { PassThrough, Transform } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as FileSystemStore from "../src/FileSystemStore.js"
+import * as S3Store from "../src/S3Store.js"
 
 const megabytes = Number(process.env.BENCH_MB ?? 512)
 const size = megabytes * 1024 * 1024
@@ -49,8 +62,10 @@ const expectedSha256 = sourceHash.digest("hex")
 const serverScript = `
 const http = require("node:http"); const fs = require("node:fs");
 const server = http.createServer((request, response) => {
-  response.writeHead(200, { "content-type": "video/mp4", "content-length": fs.statSync(process.argv[1]).size });
-  fs.createReadStream(process.argv[1], { highWaterMark: 256 * 1024 }).pipe(response);
+  const limit = Number(new URL(request.url, "http://x").searchParams.get("bytes") ?? Number.NaN);
+  const size = Number.isFinite(limit) ? limit : fs.statSync(process.argv[1]).size;
+  response.writeHead(200, { "content-type": "video/mp4", "content-length": size });
+  fs.createReadStream(process.argv[1], { highWaterMark: 256 * 1024, end: size - 1 }).pipe(response);
 });
 server.listen(0, "127.0.0.1", () => console.log(server.address().port));
 `
@@ -123,6 +138,98 @@ const reelkit = (label: string, clientLayer: Layer.Layer<HttpClient.HttpClient>,
     return { throughput: mbPerSecond(metadata.bytes, millis), rssGrowth: (peak - baseline) / (1024 * 1024) }
   }).pipe(Effect.provide(clientLayer))
 
+// S3: the same download into S3Store (multipart Upload) on s3rver, the local S3 server of the
+// tests, in a child process. Baselines in the same rounds: curl -o of the same bytes, and the AWS
+// SDK's own multipart Upload of the file from disk into the same server (that server's ceiling).
+const s3Megabytes = Number(process.env.BENCH_S3_MB ?? 128)
+const s3Size = Math.min(size, s3Megabytes * 1024 * 1024)
+const s3Url = `${url}?bytes=${s3Size}`
+const s3Expected = (() => {
+  const hash = createHash("sha256")
+  const fd = openSync(source, "r")
+  const block = Buffer.alloc(8 * 1024 * 1024)
+  for (let read = 0; read < s3Size; ) {
+    const bytes = readSync(fd, block, 0, Math.min(block.length, s3Size - read), read)
+    hash.update(block.subarray(0, bytes))
+    read += bytes
+  }
+  closeSync(fd)
+  return hash.digest("hex")
+})()
+const startS3rver = () => {
+  const script = `
+const S3rver = require("s3rver");
+new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory: process.argv[1], configureBuckets: [{ name: "bench" }] })
+  .run().then(({ port }) => console.log(port));
+`
+  const child = spawn(process.execPath, ["-e", script, join(dir, "s3rver")], { stdio: ["ignore", "pipe", "inherit"] })
+  return new Promise<{ child: typeof child; endpoint: string }>((resolve) =>
+    child.stdout!.once("data", (data) => resolve({ child, endpoint: `http://127.0.0.1:${Number(String(data))}` }))
+  )
+}
+const s3Options = (endpoint: string): S3Store.Options => ({
+  bucket: "bench",
+  endpoint,
+  region: "us-east-1",
+  forcePathStyle: true,
+  credentials: { accessKeyId: "S3RVER", secretAccessKey: Redacted.make("S3RVER") }
+})
+const sdkUpload = async (endpoint: string) => {
+  const client = new S3Client({
+    region: "us-east-1",
+    endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" }
+  })
+  const start = now()
+  await new Upload({
+    client,
+    params: {
+      Bucket: "bench",
+      Key: "sdk.mp4", // Through a PassThrough: the SDK would size a file stream by its path, not its range.
+      Body: createReadStream(source, { end: s3Size - 1 }).pipe(new PassThrough())
+    },
+    partSize: 8 * 1024 * 1024,
+    queueSize: 4,
+    // s3rver cannot abort a multipart upload: keep a failure's own error.
+    leavePartsOnError: true
+  }).done()
+  const millis = now() - start
+  client.destroy()
+  return mbPerSecond(s3Size, millis)
+}
+const reelkitS3 = (endpoint: string) =>
+  Effect.gen(function* () {
+    const store = yield* S3Store.make(s3Options(endpoint))
+    const client = yield* HttpClient.HttpClient
+    gc()
+    const baseline = process.memoryUsage.rss()
+    let peak = baseline
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage.rss())
+    }, 10)
+    const start = now()
+    const metadata = yield* store.put("bench/s3.mp4", HttpClientResponse.stream(client.get(s3Url)), {
+      contentType: "video/mp4",
+      sourceUrl: s3Url
+    })
+    const millis = now() - start
+    clearInterval(sampler)
+    peak = Math.max(peak, process.memoryUsage.rss())
+    if (metadata.sha256 !== s3Expected) throw new Error("checksum mismatch for S3")
+    yield* store.delete("bench/s3.mp4")
+    return { throughput: mbPerSecond(metadata.bytes, millis), rssGrowth: (peak - baseline) / (1024 * 1024) }
+  }).pipe(Effect.provide(NodeHttpClient.layerUndici))
+const curlOf = (target: string) => {
+  const file = join(dir, "curl-s3.mp4")
+  const start = now()
+  execFileSync("curl", ["-s", "-o", file, target])
+  const millis = now() - start
+  const bytes = statSync(file).size
+  rmSync(file)
+  return mbPerSecond(bytes, millis)
+}
+
 try {
   // Loopback figures swing with the other load on the machine, so curl and each reelkit variant
   // take turns, round after round, and each reports its median and best round.
@@ -171,6 +278,39 @@ try {
     )
   }
   console.log("fsync: the store fsyncs the file before its atomic rename; curl does not. RSS growth: max over rounds.")
+
+  if (process.env.BENCH_S3 !== "0") {
+    const s3 = await startS3rver()
+    try {
+      const s3Rounds = Number(process.env.BENCH_S3_ROUNDS ?? 3)
+      const curlS3: Array<number> = []
+      const sdk: Array<number> = []
+      const ours: Array<number> = []
+      const oursGrowth: Array<number> = []
+      await Effect.runPromise(reelkitS3(s3.endpoint)) // warm-up
+      for (let round = 0; round < s3Rounds; round++) {
+        curlS3.push(curlOf(s3Url))
+        sdk.push(await sdkUpload(s3.endpoint))
+        const result = await Effect.runPromise(reelkitS3(s3.endpoint))
+        ours.push(result.throughput)
+        oursGrowth.push(result.rssGrowth)
+      }
+      console.log(
+        `\nS3: ${s3Size / (1024 * 1024)} MB into s3rver (child process, 8 MiB parts, 4 at once), ${s3Rounds} rounds`
+      )
+      console.log(`${"".padEnd(34)}median MB/s  best MB/s  ratio (median, best)`)
+      console.log(`${"curl -s -o (download only)".padEnd(34)}${figure(median(curlS3))}       ${figure(best(curlS3))}`)
+      console.log(`${"AWS SDK Upload of the file".padEnd(34)}${figure(median(sdk))}       ${figure(best(sdk))}`)
+      console.log(
+        `${"reelkit undici -> S3Store".padEnd(34)}${figure(median(ours))}       ${figure(best(ours))}      to curl ${(median(ours) / median(curlS3)).toFixed(2)}, ${(best(ours) / best(curlS3)).toFixed(2)}; to SDK ${(median(ours) / median(sdk)).toFixed(2)}, ${(best(ours) / best(sdk)).toFixed(2)}   RSS growth ${best(oursGrowth).toFixed(1)} MB`
+      )
+      console.log(
+        "S3Store also copies the object server-side to its final key with its metadata; the SDK line does not."
+      )
+    } finally {
+      s3.child.kill()
+    }
+  }
 } finally {
   server.kill()
   rmSync(dir, { recursive: true, force: true })

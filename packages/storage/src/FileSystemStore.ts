@@ -25,6 +25,7 @@ import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import * as DirectorySync from "./internal/directorySync.js"
 import * as FileWriter from "./internal/fileWriter.js"
+import * as WriterIdentity from "./internal/writerIdentity.js"
 
 /** Options of the file-system store. */
 export interface Options {
@@ -38,9 +39,12 @@ export interface Options {
   /** Read chunk size for `get`, in bytes (default 256 KiB). */
   readonly readChunkBytes?: number | undefined
   /**
-   * When the store is made, temporary files (`.<name>~tmp-*`) last modified longer ago than this
-   * are removed: a process killed mid-put leaves them. Default 1 hour; it must exceed the longest
-   * pause of a live download. `Duration.infinity` keeps them.
+   * When the store is made, the temporary files (`.<name>~tmp-*`) a process killed mid-put left are
+   * removed: at once when their name shows their writer is dead (this host, and an earlier boot or
+   * a process that no longer runs), never while it still runs, and otherwise (another host, or a
+   * name without a writer) when last modified longer ago than this. Default 1 hour; it must exceed
+   * the longest pause of a live download on another host. `Duration.infinity` turns off this age
+   * rule only.
    */
   readonly sweepTemporaryOlderThan?: Duration.DurationInput | undefined
 }
@@ -49,12 +53,13 @@ export interface Options {
 export const sidecarSuffix = "~meta.json"
 
 const temporaryMarker = "~tmp-"
-// The content and sidecar temporary files of a put; `~` never appears in keys, so no artifact matches.
-const temporaryName = /^\..*~tmp-[0-9a-f]+(~meta\.json)?$/
+// The content and sidecar temporary files of a put, `.<name>~tmp-<writer>-<random>[~meta.json]`
+// (earlier versions wrote no writer); `~` never appears in keys, so no artifact matches.
+const temporaryName = new RegExp(`^\\..*~tmp-(?:(${WriterIdentity.pattern})-)?[0-9a-f]+(?:~meta\\.json)?$`)
 
-// Chunks are gathered into writes of about this size.
-const writeBatchBytes = 1024 * 1024
-// With fsync on, the disk is flushed every this many bytes during the put, not all at the end.
+// Content is written in blocks of this size, from a ring of three staging buffers (12 MiB a put).
+const writeBatchBytes = 4 * 1024 * 1024
+// With fsync on and no direct I/O, the disk is flushed every this many bytes during the put, not all at the end.
 const syncEveryBytes = 32 * 1024 * 1024
 
 // The sidecar is the artifact's metadata plus the identity of the content file it was written
@@ -110,7 +115,8 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
       })
     }
 
-    yield* sweepTemporary(root, Duration.decode(options.sweepTemporaryOlderThan ?? Duration.hours(1)))
+    const identity = yield* Effect.promise(WriterIdentity.current)
+    yield* sweepTemporary(root, Duration.decode(options.sweepTemporaryOlderThan ?? Duration.hours(1)), identity)
 
     // validateKey already refuses `..`, absolute paths and backslashes; the resolved path is checked
     // again so that no key can ever address a file outside the root.
@@ -176,22 +182,30 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
         const target = yield* contentPath(key)
         const directory = Path.dirname(target)
         yield* attempt("put", key, () => Fs.mkdir(directory, { recursive: true }))
-        const suffix = randomBytes(6).toString("hex")
+        // The writer's identity lets a store opened later tell whether this put may still be running.
+        const suffix = `${WriterIdentity.format(identity)}-${randomBytes(6).toString("hex")}`
         const temporary = Path.join(directory, `.${Path.basename(target)}${temporaryMarker}${suffix}`)
         const temporaryMetadata = `${temporary}${sidecarSuffix}`
         let closed = false
-        let writer: FileWriter.Writer | undefined
         return yield* Effect.acquireUseRelease(
-          attempt("put", key, () => Fs.open(temporary, "wx", 0o644)),
-          (handle) =>
+          // Content is written around the page cache (see fileWriter.ts): fsyncing a large buffered
+          // file is what made durable puts slow, and without fsync the kernel's dirty-page
+          // throttling slowed the rest.
+          attempt("put", key, () =>
+            FileWriter.create(temporary, {
+              batchBytes: writeBatchBytes,
+              direct: true,
+              syncEveryBytes: fsync ? syncEveryBytes : undefined
+            })
+          ),
+          (writer) =>
             Effect.gen(function* () {
               const hash = createHash("sha256")
-              const batches = FileWriter.make(handle, writeBatchBytes, fsync ? syncEveryBytes : undefined)
-              writer = batches
               let bytes = 0
               yield* Stream.runForEachChunk(
                 body,
                 (chunk): Effect.Effect<void, ArtifactStore.ArtifactTooLarge | ArtifactStore.ArtifactStoreError> => {
+                  // Parts after one that must wait for a free buffer are copied in after it, in order.
                   let wait: Promise<void> | undefined
                   for (const part of chunk) {
                     bytes += part.byteLength
@@ -200,18 +214,17 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
                       return Effect.fail(new ArtifactStore.ArtifactTooLarge({ key, maxBytes: putOptions.maxBytes }))
                     }
                     hash.update(part)
-                    // When a batch is full, wait until the one before it is written (one in flight).
-                    wait = batches.write(part) ?? wait
+                    wait = wait === undefined ? writer.write(part) : wait.then(() => writer.write(part))
                   }
                   return wait === undefined ? Effect.void : attempt("put", key, () => wait)
                 }
               )
-              yield* attempt("put", key, () => batches.flush())
-              if (fsync) yield* attempt("put", key, () => handle.sync())
-              const written = yield* attempt("put", key, () => handle.stat({ bigint: true }))
+              yield* attempt("put", key, () => writer.flush())
+              if (fsync) yield* attempt("put", key, () => writer.sync())
+              const written = yield* attempt("put", key, () => writer.stat())
               const file: FileIdentity = { inode: String(written.ino), mtimeNs: String(written.mtimeNs) }
               closed = true
-              yield* attempt("put", key, () => handle.close())
+              yield* attempt("put", key, () => writer.close())
               const metadata = new ArtifactStore.ArtifactMetadata({
                 key,
                 bytes,
@@ -235,13 +248,13 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
               yield* syncDirectories("put", key, directory)
               return metadata
             }),
-          (handle, exit) =>
+          (writer, exit) =>
             Exit.isSuccess(exit)
               ? Effect.void
               : Effect.promise(async () => {
                   if (!closed) {
-                    await writer?.settle()
-                    await handle.close().catch(() => undefined)
+                    await writer.settle()
+                    await writer.close().catch(() => undefined)
                   }
                   await Fs.rm(temporary, { force: true }).catch(() => undefined)
                   await Fs.rm(temporaryMetadata, { force: true }).catch(() => undefined)
@@ -360,29 +373,39 @@ export const make = (options: Options): Effect.Effect<ArtifactStore.Service, Art
     return ArtifactStore.ArtifactStore.of({ put, get, head, list, delete: remove })
   })
 
-// Removes the temporary files of puts that died (SIGKILL, power loss) from the whole tree.
+// Removes the temporary files of puts that died (SIGKILL, power loss) from the whole tree: those
+// whose writer is dead at once, those whose writer cannot be judged by age.
 // Best effort: the store opens even when some directory cannot be read.
-const sweepTemporary = (root: string, olderThan: Duration.Duration): Effect.Effect<void> =>
-  Duration.isFinite(olderThan)
-    ? Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const cutoff = now - Duration.toMillis(olderThan)
-        const walk = async (directory: string): Promise<void> => {
-          const entries = await readDirectoryIfPresent(directory)
-          for (const entry of entries) {
-            const path = Path.join(directory, entry.name)
-            if (entry.isDirectory()) {
-              await walk(path)
-            } else if (entry.isFile() && temporaryName.test(entry.name)) {
-              const stat = await Fs.stat(path).catch(() => undefined)
-              if (stat !== undefined && stat.mtimeMs < cutoff) await Fs.rm(path, { force: true })
-            }
-          }
+const sweepTemporary = (
+  root: string,
+  olderThan: Duration.Duration,
+  self: WriterIdentity.WriterIdentity
+): Effect.Effect<void> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const cutoff = Duration.isFinite(olderThan) ? now - Duration.toMillis(olderThan) : Number.NEGATIVE_INFINITY
+    const isAbandoned = async (path: string, name: RegExpExecArray): Promise<boolean> => {
+      const writer = name[1] === undefined ? undefined : WriterIdentity.parse(name[1])
+      const verdict = writer === undefined ? "unknown" : await WriterIdentity.judge(writer, self)
+      if (verdict !== "unknown") return verdict === "dead"
+      const stat = await Fs.stat(path).catch(() => undefined)
+      return stat !== undefined && stat.mtimeMs < cutoff
+    }
+    const walk = async (directory: string): Promise<void> => {
+      const entries = await readDirectoryIfPresent(directory)
+      for (const entry of entries) {
+        const path = Path.join(directory, entry.name)
+        const name = entry.isFile() ? temporaryName.exec(entry.name) : null
+        if (entry.isDirectory()) {
+          await walk(path)
+        } else if (name !== null && (await isAbandoned(path, name))) {
+          await Fs.rm(path, { force: true })
         }
-        return Effect.tryPromise(() => walk(root)).pipe(
-          Effect.catchAll((error) => Effect.logWarning("FileSystemStore: sweeping temporary files failed", error.cause))
-        )
-      })
-    : Effect.void
+      }
+    }
+    return Effect.tryPromise(() => walk(root)).pipe(
+      Effect.catchAll((error) => Effect.logWarning("FileSystemStore: sweeping temporary files failed", error.cause))
+    )
+  })
 
 /** A store in a local directory. */
 export const layer = (options: Options): Layer.Layer<ArtifactStore.ArtifactStore, ArtifactStore.ArtifactStoreError> =>

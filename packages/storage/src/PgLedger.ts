@@ -1,8 +1,9 @@
 /**
  * The `TaskLedger` on PostgreSQL, for several processes or machines sharing one ledger. Same schema
- * and migrations as the SQLite ledger. State changes are conditional UPDATEs (no lost updates), and
- * `claimUnfinished` takes leases with `FOR UPDATE SKIP LOCKED`, so two processes never resume the
- * same task at once.
+ * and migrations as the SQLite ledger. Every write is one UPDATE fenced on the row's version and
+ * lease holder (no lost updates; a process that lost its lease cannot write), remote task ids are
+ * unique, and `claimUnfinished` takes leases with `FOR UPDATE SKIP LOCKED`, so two processes never
+ * resume the same task at once.
  *
  * @since 0.1.0
  */

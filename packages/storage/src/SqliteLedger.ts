@@ -1,7 +1,8 @@
 /**
  * The `TaskLedger` on SQLite: one file, the embedded default. Safe for several fibers and for
  * several processes on the same file (several CLI runs at once): the file is in WAL mode with a
- * busy timeout, and every write is a single conditional statement, so no update is ever lost.
+ * busy timeout, and every write is a single conditional statement, fenced on the row's version and
+ * lease holder, so no update is ever lost and a process that lost its lease cannot write.
  *
  * @since 0.1.0
  */

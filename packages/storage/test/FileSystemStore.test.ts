@@ -15,10 +15,14 @@ import {
   utimesSync,
   writeFileSync
 } from "node:fs"
+import { spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll } from "vitest"
 import * as DirectorySync from "../src/internal/directorySync.js"
+import * as WriterIdentity from "../src/internal/writerIdentity.js"
+import { type HeldBodyServer, lines, spawnFixture, startHeldBodyServer } from "./utils.js"
 
 const root = mkdtempSync(join(tmpdir(), "reelkit-fs-store-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -88,7 +92,10 @@ describe("FileSystemStore", () => {
       const fiber = yield* Effect.fork(store.put("a/b.mp4", body, { contentType: "video/mp4" }))
       // Let the put open its temporary file and write the first chunk.
       while (filesUnder(dir).length === 0) yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
-      expect(filesUnder(dir)[0]).toMatch(/^a\/\.b\.mp4~tmp-[0-9a-f]+$/)
+      // The temporary file's name carries its writer: this process.
+      expect(filesUnder(dir)[0]).toMatch(
+        new RegExp(`^a/\\.b\\.mp4~tmp-[0-9a-f]{8}\\.(?:[0-9a-f]{8}|x)\\.${process.pid}\\.(?:[0-9]+|x)-[0-9a-f]{12}$`)
+      )
       yield* Fiber.interrupt(fiber)
       expect(filesUnder(dir)).toEqual([])
     })
@@ -225,5 +232,118 @@ describe("FileSystemStore", () => {
       const bytes = yield* Stream.runCollect(store.get("same.mp4"))
       expect(Array.from(bytes).flatMap((chunk) => Array.from(chunk))).toEqual(Array.from(first))
     })
+  )
+})
+
+describe("FileSystemStore: temporary files of dead and live writers", () => {
+  it.effect("removes a dead writer's temporary files whatever their age, keeps a live one's, ages the rest", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "writers-"))
+      const now = 2_000_000_000_000
+      yield* TestClock.setTime(now)
+      const self = yield* Effect.promise(WriterIdentity.current)
+      // A PID that ran on this machine and has exited (its child was reaped by spawnSync).
+      const exited = spawnSync(process.execPath, ["-e", ""]).pid
+      const as = (changes: Partial<WriterIdentity.WriterIdentity>) => WriterIdentity.format({ ...self, ...changes })
+      const otherHost = self.host === "00000000" ? "11111111" : "00000000"
+      const otherBoot = self.boot === "22222222" ? "33333333" : "22222222"
+      const files = {
+        // This very process, mid-put: kept, even past the age rule.
+        [`p/.0.mp4~tmp-${as({})}-aaaaaaaaaaaa`]: 2 * 3600,
+        // A process of this host and boot that no longer runs: removed, though only a second old.
+        [`p/.1.mp4~tmp-${as({ pid: exited, start: "1" })}-bbbbbbbbbbbb`]: 1,
+        [`p/.1.mp4~tmp-${as({ pid: exited, start: "1" })}-bbbbbbbbbbbb~meta.json`]: 1,
+        // This PID, but another process than the one running under it now (the PID was reused).
+        [`p/.2.mp4~tmp-${as({ start: "1" })}-cccccccccccc`]: 1,
+        // This host, an earlier boot: every writer of that boot is dead.
+        [`p/.3.mp4~tmp-${as({ boot: otherBoot })}-dddddddddddd`]: 1,
+        // Another host (or PID namespace): cannot be judged, so the age rule decides.
+        [`p/.4.mp4~tmp-${as({ host: otherHost, pid: exited })}-eeeeeeeeeeee`]: 59 * 60,
+        [`p/.5.mp4~tmp-${as({ host: otherHost, pid: exited })}-ffffffffffff`]: 61 * 60
+      }
+      mkdirSync(join(dir, "p"))
+      for (const [file, ageSeconds] of Object.entries(files)) {
+        writeFileSync(join(dir, file), "partial")
+        utimesSync(join(dir, file), now / 1000 - ageSeconds, now / 1000 - ageSeconds)
+      }
+      yield* FileSystemStore.make({ root: dir })
+      expect(filesUnder(dir)).toEqual([
+        `p/.0.mp4~tmp-${as({})}-aaaaaaaaaaaa`,
+        `p/.4.mp4~tmp-${as({ host: otherHost, pid: exited })}-eeeeeeeeeeee`
+      ])
+      // With the age rule off, names that cannot be judged stay, and the live writer's too.
+      writeFileSync(join(dir, "p/.6.mp4~tmp-0a1b2c3d4e5f"), "partial")
+      utimesSync(join(dir, "p/.6.mp4~tmp-0a1b2c3d4e5f"), now / 1000 - 10 * 3600, now / 1000 - 10 * 3600)
+      yield* FileSystemStore.make({ root: dir, sweepTemporaryOlderThan: Duration.infinity })
+      expect(filesUnder(dir)).toHaveLength(3)
+    })
+  )
+
+  const megabyte = 1024 * 1024
+  // A child process downloading a 24 MiB body whose server stops after 20 MiB, into a new store
+  // directory; `run` starts once the child says 16 MiB are in its put. The store writes from a ring
+  // of three 4 MiB buffers, so copying past 12 MiB waited for the first 4 MiB to be on disk.
+  const withWriterMidDownload = (
+    prefix: string,
+    run: (writer: {
+      readonly dir: string
+      readonly server: HeldBodyServer
+      readonly child: ReturnType<typeof spawnFixture>
+      readonly output: ReturnType<typeof lines>
+    }) => Promise<void>
+  ) =>
+    Effect.promise(async () => {
+      const dir = mkdtempSync(join(root, prefix))
+      const server = await startHeldBodyServer(24 * megabyte, 20 * megabyte)
+      const child = spawnFixture("downloadWriter", [dir, server.url, "p/m/t/0.mp4", String(16 * megabyte)])
+      try {
+        const output = lines(child)
+        await output.waitFor((line) => line.startsWith("put-progress p/m/t/0.mp4 "))
+        await run({ dir, server, child, output })
+      } finally {
+        // A failed assertion must not leave the held writer running.
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+        await server.close()
+      }
+    })
+
+  it.live(
+    "a writer SIGKILLed mid-download leaves a temporary file that the next store made on the root removes at once",
+    () =>
+      withWriterMidDownload("killed-", async (writer) => {
+        const { dir } = writer
+        const [temporary, ...others] = filesUnder(dir)
+        expect(others).toEqual([])
+        expect(temporary).toMatch(
+          new RegExp(`^p/m/t/\\.0\\.mp4~tmp-[0-9a-f.x]+\\.${writer.child.pid}\\.[0-9x]+-[0-9a-f]{12}$`)
+        )
+        expect(statSync(join(dir, temporary!)).size).toBeGreaterThanOrEqual(4 * megabyte)
+        writer.child.kill("SIGKILL")
+        expect(await writer.output.exited).toBe(null)
+        // Seconds old, far below the 1 hour age rule: removed because its writer is dead.
+        await Effect.runPromise(FileSystemStore.make({ root: dir }))
+        expect(filesUnder(dir)).toEqual([])
+      }),
+    60_000
+  )
+
+  it.live(
+    "a live writer's temporary file survives another store made on the root, and its put then commits",
+    () =>
+      withWriterMidDownload("live-", async (writer) => {
+        const { dir, server } = writer
+        const before = filesUnder(dir)
+        expect(before).toHaveLength(1)
+        expect(before[0]).toContain(`.${writer.child.pid}.`)
+        await Effect.runPromise(FileSystemStore.make({ root: dir }))
+        expect(filesUnder(dir)).toEqual(before)
+        server.release()
+        const stored = await writer.output.waitFor((line) => line.startsWith("stored "))
+        expect(await writer.output.exited).toBe(0)
+        const sha256 = createHash("sha256").update(server.body).digest("hex")
+        expect(stored).toBe(`stored ${sha256} ${24 * megabyte}`)
+        expect(filesUnder(dir)).toEqual(["p/m/t/0.mp4", "p/m/t/0.mp4~meta.json"])
+      }),
+    60_000
   )
 })

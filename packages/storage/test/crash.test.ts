@@ -30,6 +30,7 @@ interface Outcome {
   readonly stored: ReadonlyArray<{ readonly key: string; readonly sha256: string; readonly bytes: number }>
   readonly content: Buffer | undefined
   readonly leftoversBeforeReconcile: ReadonlyArray<string>
+  readonly filesAfterReconcile: ReadonlyArray<string>
 }
 
 const filesUnder = (directory: string): Array<string> => {
@@ -40,6 +41,22 @@ const filesUnder = (directory: string): Array<string> => {
   } catch {
     return []
   }
+}
+
+/** The row of the order every scenario starts, read from the ledger file. */
+const readOrder = (filename: string) =>
+  Effect.flatMap(TaskLedger.TaskLedger, (ledger) => ledger.findByIdempotencyKey("crash-order-1")).pipe(
+    Effect.provide(Layer.fresh(SqliteLedger.layer({ filename })))
+  )
+
+/**
+ * Resolves once the lease of the row `crash-order-1` (if any) has run out. A dead process's lease
+ * is free only when it expires, so `reconcile` is started after that instant, never racing it.
+ */
+const leaseExpired = async (filename: string): Promise<void> => {
+  const row = await Effect.runPromise(readOrder(filename))
+  const expiresAt = Option.isSome(row) ? (row.value.leaseExpiresAt ?? 0) : 0
+  if (expiresAt >= Date.now()) await new Promise((resolve) => setTimeout(resolve, expiresAt - Date.now() + 1))
 }
 
 /** Runs the whole scenario with the kill at `hold`. */
@@ -56,8 +73,15 @@ const crashAt = (hold: HoldPoint) =>
     try {
       const first = spawnFixture("crashClient", ["start", filename, root, proxy.url, FakeApixo.defaultApiKey])
       const firstOutput = lines(first)
+      // The proxy's signal says what it relayed, not what the child has done with it: mid-body,
+      // the child may not even have read the headers yet, let alone opened its temporary file. So
+      // a download is cut only once the child itself says its put is under way.
+      const reached =
+        hold === "download-body"
+          ? Promise.all([proxy.held, firstOutput.waitFor((text) => text.startsWith("put-progress "))])
+          : proxy.held
       await Promise.race([
-        proxy.held,
+        reached,
         firstOutput.exited.then((code) => {
           throw new Error(`the first process exited (${code}) before the hold point: ${firstOutput.stderr()}`)
         })
@@ -66,6 +90,7 @@ const crashAt = (hold: HoldPoint) =>
       first.kill("SIGKILL")
       await firstOutput.exited
       proxy.release()
+      await leaseExpired(filename)
 
       const second = spawnFixture("crashClient", ["reconcile", filename, root, proxy.url, FakeApixo.defaultApiKey])
       const secondOutput = lines(second)
@@ -85,7 +110,8 @@ const crashAt = (hold: HoldPoint) =>
         return { record, stored, content }
       }).pipe(Effect.provide(Layer.fresh(SqliteLedger.layer({ filename }))))
       const { record, stored, content } = await Effect.runPromise(read)
-      return { record, summary: JSON.parse(line), fake, stored, content, leftoversBeforeReconcile }
+      const filesAfterReconcile = filesUnder(root)
+      return { record, summary: JSON.parse(line), fake, stored, content, leftoversBeforeReconcile, filesAfterReconcile }
     } finally {
       await proxy.close()
       await fake.close()
@@ -95,6 +121,8 @@ const crashAt = (hold: HoldPoint) =>
 
 const generateRequests = (fake: FakeApixo.Service) => fake.requests.filter((request) => request.route === "generate")
 
+// Each scenario starts two or three tsx child processes; on a busy 2-core machine that alone can take
+// tens of seconds, so the per-test timeouts are only a guard against hangs, never a crash point.
 describe("crash and reconcile (SQLite ledger, file-system store, real processes, SIGKILL)", () => {
   it.live(
     "killed right after the submit was recorded, while waiting: reconcile finishes it, one paid submit",
@@ -113,7 +141,7 @@ describe("crash and reconcile (SQLite ledger, file-system store, real processes,
         expect(outcome.stored.map((item) => item.sha256)).toEqual([videoSha256])
         expect(outcome.content?.equals(video)).toBe(true)
       }),
-    60_000
+    120_000
   )
 
   it.live(
@@ -134,8 +162,10 @@ describe("crash and reconcile (SQLite ledger, file-system store, real processes,
         expect(outcome.stored[0]!.bytes).toBe(video.length)
         expect(outcome.stored[0]!.sha256).toBe(videoSha256)
         expect(outcome.content?.equals(video)).toBe(true)
+        // The dead writer's temporary file was removed when the reconciling process opened the store.
+        expect(outcome.filesAfterReconcile.filter((name) => name.includes("~tmp-"))).toEqual([])
       }),
-    60_000
+    120_000
   )
 
   it.live(
@@ -150,7 +180,7 @@ describe("crash and reconcile (SQLite ledger, file-system store, real processes,
         expect(outcome.fake.tasks.length).toBe(0)
         expect(outcome.stored).toEqual([])
       }),
-    60_000
+    120_000
   )
 
   it.live(
@@ -165,11 +195,11 @@ describe("crash and reconcile (SQLite ledger, file-system store, real processes,
         expect(outcome.fake.tasks.length).toBe(1)
         expect(outcome.stored).toEqual([])
       }),
-    60_000
+    120_000
   )
 
   it.effect(
-    "killed while its submit was still queued for the request budget: reconcile sends it once and stores the video",
+    "killed while its submit was still queued for a task slot: reconcile sends it once and stores the video",
     () =>
       Effect.promise(async () => {
         const dir = mkdtempSync(join(tmpdir(), "reelkit-crash-"))
@@ -179,26 +209,17 @@ describe("crash and reconcile (SQLite ledger, file-system store, real processes,
           video,
           timings: { processingAfter: Duration.millis(100), completeAfter: Duration.millis(600) }
         })
-        const readRow = Effect.flatMap(TaskLedger.TaskLedger, (ledger) =>
-          ledger.findByIdempotencyKey("crash-order-1")
-        ).pipe(Effect.provide(Layer.fresh(SqliteLedger.layer({ filename }))))
+        const readRow = readOrder(filename)
         try {
           const first = spawnFixture("crashClient", ["start-queued", filename, root, fake.url, FakeApixo.defaultApiKey])
           const firstOutput = lines(first)
-          let exited = false
-          void firstOutput.exited.then(() => {
-            exited = true
-          })
-          // Kill it once its row is written: recorded, queued, never sent.
-          for (;;) {
-            if (exited) throw new Error(`the first process exited early: ${firstOutput.stderr()}`)
-            const row = await Effect.runPromise(readRow).catch(() => Option.none())
-            if (Option.isSome(row) && row.value.state === "submitting") break
-            await new Promise((resolve) => setTimeout(resolve, 100))
-          }
+          // Kill it once it says the row is written; with every task slot taken it cannot have sent.
+          await firstOutput.waitFor((text) => text === "ledger-created crash-task")
           first.kill("SIGKILL")
           await firstOutput.exited
           expect(generateRequests(fake)).toHaveLength(0)
+          expect(Option.map(await Effect.runPromise(readRow), (row) => row.state)).toEqual(Option.some("queued"))
+          await leaseExpired(filename)
 
           const second = spawnFixture("crashClient", ["reconcile", filename, root, fake.url, FakeApixo.defaultApiKey])
           const secondOutput = lines(second)
@@ -215,6 +236,6 @@ describe("crash and reconcile (SQLite ledger, file-system store, real processes,
           rmSync(dir, { recursive: true, force: true })
         }
       }),
-    { timeout: 60_000 }
+    { timeout: 120_000 }
   )
 })

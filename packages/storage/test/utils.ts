@@ -290,6 +290,65 @@ export const startHoldingProxy = async (
   }
 }
 
+/** A server sending one large body, which it stops sending part-way until released. */
+export interface HeldBodyServer {
+  readonly url: string
+  /** The whole body the server sends (its length is announced). */
+  readonly body: Uint8Array
+  /** Sends the rest of the body to every request held part-way, and everything to later ones. */
+  readonly release: () => void
+  readonly close: () => Promise<void>
+}
+
+/**
+ * Starts an HTTP server on 127.0.0.1 answering every GET with `totalBytes` of `video/mp4`
+ * (announced length), written with backpressure, that stops after `holdAfterBytes` until
+ * `release()`: a download that is provably in progress for as long as the test needs.
+ */
+export const startHeldBodyServer = async (totalBytes: number, holdAfterBytes: number): Promise<HeldBodyServer> => {
+  const { createServer: createHttpServer } = await import("node:http")
+  const body = new Uint8Array(totalBytes).map((_, index) => (index * 7919) % 251)
+  let released: () => void = () => undefined
+  const releasedNow = new Promise<void>((resolve) => {
+    released = resolve
+  })
+  const sockets = new Set<import("node:net").Socket>()
+  const server = createHttpServer(async (_request, response) => {
+    response.writeHead(200, { "content-type": "video/mp4", "content-length": String(totalBytes) })
+    const chunkBytes = 64 * 1024
+    for (let offset = 0; offset < totalBytes; offset += chunkBytes) {
+      if (offset >= holdAfterBytes) await releasedNow
+      if (response.destroyed) return
+      const chunk = body.subarray(offset, Math.min(offset + chunkBytes, totalBytes))
+      if (!response.write(chunk)) {
+        // A client that died never drains: the socket's close ends the wait.
+        await new Promise((resolve) => {
+          response.once("drain", resolve)
+          response.once("close", resolve)
+        })
+      }
+    }
+    response.end()
+  })
+  server.on("connection", (socket) => {
+    sockets.add(socket)
+    socket.on("close", () => sockets.delete(socket))
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const address = server.address()
+  return {
+    url: `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}/video.mp4`,
+    body,
+    release: () => released(),
+    close: () =>
+      new Promise<void>((resolve) => {
+        released()
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resolve())
+      })
+  }
+}
+
 /** Where a Redis server answers, and how to stop it if this run started it. */
 export interface RedisServer {
   readonly url: string

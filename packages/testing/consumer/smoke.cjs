@@ -5,7 +5,7 @@ const assert = require("node:assert/strict")
 
 Effect.runPromise(
   Effect.flatMap(ScriptedProvider.make({ modelId: "m" }), (scripted) =>
-    Effect.either(scripted.provider.prepare("not an object"))
+    Effect.either(scripted.provider.prepare({ input: "not an object" }))
   )
 ).then((result) => {
   assert.equal(result._tag, "Left")

@@ -6,7 +6,8 @@ import assert from "node:assert/strict"
 const recording = await Effect.runPromise(
   Effect.gen(function* () {
     const scripted = yield* ScriptedProvider.make()
-    const accepted = yield* scripted.provider.submit({ taskKey: "tk_1", input: { prompt: "x" } })
+    const prepared = yield* scripted.provider.prepare({ input: { prompt: "x" } })
+    const accepted = yield* scripted.provider.submit({ taskKey: "tk_1", wire: prepared.wire })
     const status = yield* scripted.provider.status(accepted.remoteTaskId)
     assert.equal(status._tag, "Succeeded")
     return yield* scripted.recording

@@ -1,9 +1,12 @@
 /**
  * A tracer that keeps every span it creates, so tests can check what reaches telemetry: span
- * names and attributes, and that no secret is among them.
+ * names, attributes, events and how each span ended (an exporter records a failed span's error),
+ * and that no secret is among them.
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
+import * as Exit from "effect/Exit"
 import * as Tracer from "effect/Tracer"
 
 /** One recorded span. */
@@ -11,6 +14,8 @@ export interface RecordedSpan {
   readonly name: string
   readonly attributes: ReadonlyMap<string, unknown>
   readonly events: ReadonlyArray<{ readonly name: string; readonly attributes: Record<string, unknown> | undefined }>
+  /** How the span ended when it failed: the failure as `Cause.pretty` prints it (what an exporter records). */
+  readonly failure: string | undefined
 }
 
 /** A tracer that keeps every span it creates. */
@@ -21,7 +26,13 @@ export const make = (): { readonly tracer: Tracer.Tracer; readonly spans: Array<
     span: (name, parent, context, links, startTime, kind) => {
       const attributes = new Map<string, unknown>()
       const events: Array<{ name: string; attributes: Record<string, unknown> | undefined }> = []
-      spans.push({ name, attributes, events })
+      const recorded: { -readonly [K in keyof RecordedSpan]: RecordedSpan[K] } = {
+        name,
+        attributes,
+        events,
+        failure: undefined
+      }
+      spans.push(recorded)
       const id = String(++next)
       const span: Tracer.Span = {
         _tag: "Span",
@@ -35,7 +46,9 @@ export const make = (): { readonly tracer: Tracer.Tracer; readonly spans: Array<
         links: [...links],
         sampled: true,
         kind,
-        end: () => {},
+        end: (_endTime, exit) => {
+          if (Exit.isFailure(exit)) recorded.failure = Cause.pretty(exit.cause)
+        },
         attribute: (key, value) => {
           attributes.set(key, value)
         },
@@ -57,6 +70,7 @@ export const spanText = (spans: ReadonlyArray<RecordedSpan>): string =>
     spans.map((span) => ({
       name: span.name,
       attributes: [...span.attributes].map(([key, value]) => [key, String(value)]),
-      events: span.events
+      events: span.events,
+      failure: span.failure
     }))
   )

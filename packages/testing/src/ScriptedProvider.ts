@@ -33,8 +33,12 @@ export interface TaskScript {
 /** One submit attempt, as seen by the provider. */
 export interface SubmitCall {
   readonly taskKey: string
+  /** The model input the wire request carried. */
   readonly input: unknown
+  /** The callback URL the wire request carried. */
   readonly callbackUrl: string | undefined
+  /** The wire request exactly as `submit` received it. */
+  readonly wire: TaskProvider.WireRequest
   readonly at: number
   /** The remote id, when this attempt created a task. */
   readonly createdTaskId: string | undefined
@@ -66,9 +70,14 @@ export interface Options {
   readonly modelId?: string | undefined
   /** Script for each task, chosen from its input and key (default: succeed on the first poll). */
   readonly script?: ((input: unknown, taskKey: string) => TaskScript) | undefined
-  /** Input check (default: any object; `duration` when numeric is the billable seconds). */
+  /**
+   * The gate (default `prepare`: any object input, an absolute http(s) callback URL). A custom gate
+   * should build its wire request with `wireRequest`, so `submit` finds the input and callback URL.
+   */
   readonly prepare?: TaskProvider.Service["prepare"] | undefined
   readonly hints?: Partial<TaskProvider.ProviderHints> | undefined
+  /** Secrets the provider's `redact` removes (as `TaskProvider.redactSecrets`); no `redact` when absent. */
+  readonly secrets?: ReadonlyArray<string> | undefined
 }
 
 /** Controls and recordings of a scripted provider. */
@@ -90,16 +99,54 @@ const defaultScript = (): TaskScript => ({
   statuses: [succeededWith("https://results.example/video.mp4")]
 })
 
-const defaultPrepare: TaskProvider.Service["prepare"] = (input) =>
-  typeof input === "object" && input !== null
-    ? Effect.succeed({
-        wire: input,
-        billableSeconds:
-          typeof (input as { duration?: unknown }).duration === "number"
-            ? (input as { duration: number }).duration
-            : undefined
-      })
-    : Effect.fail(new TaskError.InvalidInput({ path: "input", rule: "must be an object" }))
+/** The wire body of a scripted submit: the input, the callback URL and the options, as given. */
+export interface ScriptedBody {
+  readonly input: unknown
+  readonly callbackUrl?: string | undefined
+  readonly options?: Readonly<Record<string, unknown>> | undefined
+}
+
+/** The path every scripted wire request goes to. */
+export const submitPath = "/scripted/submit"
+
+/** The scripted provider's wire request for a start request: its fields, as given, in the body. */
+export const wireRequest = (request: TaskProvider.StartRequest): TaskProvider.WireRequest => {
+  const body: ScriptedBody = {
+    input: request.input,
+    ...(request.callbackUrl === undefined ? {} : { callbackUrl: request.callbackUrl }),
+    ...(request.options === undefined ? {} : { options: request.options })
+  }
+  return new TaskProvider.WireRequest({ method: "POST", path: submitPath, body })
+}
+
+const isHttpUrl = (value: string): boolean => {
+  try {
+    const url = new URL(value)
+    return url.protocol === "http:" || url.protocol === "https:"
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The default gate: the input must be an object (`duration`, when numeric, is the billable
+ * seconds) and a callback URL an absolute http(s) URL; the wire request carries them unchanged.
+ */
+export const prepare: TaskProvider.Service["prepare"] = (request) => {
+  const { callbackUrl, input } = request
+  if (typeof input !== "object" || input === null) {
+    return Effect.fail(new TaskError.InvalidInput({ path: "input", rule: "must be an object" }))
+  }
+  if (callbackUrl !== undefined && !isHttpUrl(callbackUrl)) {
+    return Effect.fail(new TaskError.InvalidInput({ path: "callbackUrl", rule: "must be an absolute http(s) URL" }))
+  }
+  const duration = (input as { duration?: unknown }).duration
+  return Effect.succeed({
+    input,
+    wire: wireRequest(request),
+    billableSeconds: typeof duration === "number" ? duration : undefined
+  })
+}
 
 interface RemoteTask {
   readonly taskKey: string
@@ -131,8 +178,10 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
     })
     let nextId = 1
 
-    const submit: TaskProvider.Service["submit"] = (request) =>
+    const submit: TaskProvider.Service["submit"] = ({ taskKey, wire }) =>
       Effect.gen(function* () {
+        const body = (wire.body ?? {}) as ScriptedBody
+        const request = { taskKey, input: body.input, callbackUrl: body.callbackUrl }
         const now = yield* Clock.currentTimeMillis
         const script = (yield* Ref.get(scriptRef))(request.input, request.taskKey)
         const current = yield* Ref.get(state)
@@ -150,6 +199,7 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
               taskKey: request.taskKey,
               input: request.input,
               callbackUrl: request.callbackUrl,
+              wire,
               at: now,
               createdTaskId: remoteTaskId,
               failedWith: failure?._tag
@@ -196,7 +246,7 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
     const provider: TaskProvider.Service = {
       providerId: options.providerId ?? "scripted",
       modelId: options.modelId ?? "scripted-model",
-      prepare: options.prepare ?? defaultPrepare,
+      prepare: options.prepare ?? prepare,
       submit,
       status,
       parseCallback: (body) =>
@@ -212,7 +262,8 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       hints: {
         pollPlan: options.hints?.pollPlan ?? TaskProvider.defaultPollPlan,
         resultRetention: options.hints?.resultRetention ?? Duration.days(15)
-      }
+      },
+      ...(options.secrets === undefined ? {} : { redact: TaskProvider.redactSecrets(options.secrets) })
     }
 
     return ScriptedProvider.of({

@@ -1,8 +1,11 @@
 /**
- * The contract every `TaskProvider` must pass: `prepare` rejects bad inputs with `InvalidInput`
- * and encodes good ones, `submit` returns a remote id, `status` of an unknown id is
- * `TaskNotFound`, a submitted task ends `Succeeded` with outputs, hints are sane, and a callback
- * parser rejects what is not a callback. Register it in a vitest file with
+ * The contract every `TaskProvider` must pass: `prepare` (the validation gate) rejects bad inputs
+ * and bad start requests with `InvalidInput` and turns good ones into a JSON wire request that
+ * survives the ledger's storage, the same one every time; `submit` of that stored wire request
+ * returns a remote id; `status` of an unknown id is `TaskNotFound`; a submitted task ends
+ * `Succeeded` with outputs; hints are sane; a callback verifier refuses an unsigned delivery; a
+ * cancel leaves the task `Cancelled` or fails with a typed error; a callback parser rejects what
+ * is not a callback; and `redact`, when present, removes the provider's secret. Register it in a vitest file with
  * `TaskProviderContract.suite("MyProvider", () => myLayer, options, EffectVitest)`, or run `cases`
  * with any runner. Assertions use `node:assert`, so only the registration needs `@effect/vitest`.
  *
@@ -17,6 +20,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import { strict as assert } from "node:assert"
@@ -27,6 +31,15 @@ export interface Options {
   readonly validInput: unknown
   /** Inputs `prepare` must reject with `InvalidInput` (at least one). */
   readonly invalidInputs: ReadonlyArray<unknown>
+  /**
+   * Whole start requests (bad callback URL, bad transport options) `prepare` must reject with
+   * `InvalidInput` at exactly `path`. Default none.
+   */
+  readonly invalidRequests?:
+    | ReadonlyArray<{ readonly request: TaskProvider.StartRequest; readonly path: string }>
+    | undefined
+  /** A secret (the API key) the provider's `redact` must remove; when given, `redact` is required. */
+  readonly secret?: string | undefined
   /** A remote id the implementation never issued (default `task_reelkit_contract_unknown`). */
   readonly unknownRemoteTaskId?: string | undefined
   /** How far the TestClock moves between status reads (default the provider's poll interval). */
@@ -52,13 +65,28 @@ const provider = TaskProvider.TaskProvider
 const expectPositive = (what: string, duration: Duration.Duration) =>
   assert.ok(Duration.toMillis(duration) > 0, `${what} must be positive, got ${Duration.format(duration)}`)
 
-/** Submits the valid input once, with a fresh task key. */
+// The ledger stores a wire request as JSON; a recovery decodes it and sends it. Every submit in
+// the contract goes through that round trip, so a wire that does not survive it fails here.
+const storeAndLoad = (wire: TaskProvider.WireRequest): TaskProvider.WireRequest =>
+  Schema.decodeUnknownSync(TaskProvider.WireRequest)(
+    JSON.parse(JSON.stringify(Schema.encodeSync(TaskProvider.WireRequest)(wire)))
+  )
+
+/** Prepares the valid input and submits the stored wire request once, with a fresh task key. */
 const submitValid = (options: Options, taskKey: string) =>
   Effect.gen(function* () {
     const service = yield* provider
-    const prepared = yield* service.prepare(options.validInput)
-    return yield* service.submit({ taskKey, input: prepared.wire })
+    const prepared = yield* service.prepare({ input: options.validInput })
+    return yield* service.submit({ taskKey, wire: storeAndLoad(prepared.wire) })
   })
+
+const expectInvalid = (result: Either.Either<unknown, TaskError.InvalidInput>, what: string) => {
+  assert.ok(Either.isLeft(result), `prepare accepted ${what}`)
+  assert.ok(result.left instanceof TaskError.InvalidInput, `expected InvalidInput, got ${result.left._tag}`)
+  assert.equal(typeof result.left.path, "string")
+  assert.ok(result.left.rule.length > 0, "InvalidInput must state the rule broken")
+  return result.left
+}
 
 /** The contract's cases, for running under another test runner. */
 export const cases = (options: Options): ReadonlyArray<Case> => [
@@ -85,19 +113,39 @@ export const cases = (options: Options): ReadonlyArray<Case> => [
       const service = yield* provider
       assert.ok(options.invalidInputs.length > 0, "the contract needs at least one invalid input")
       for (const input of options.invalidInputs) {
-        const result = yield* Effect.either(service.prepare(input))
-        assert.ok(Either.isLeft(result), `prepare accepted an invalid input: ${JSON.stringify(input)}`)
-        assert.ok(result.left instanceof TaskError.InvalidInput, `expected InvalidInput, got ${result.left._tag}`)
-        assert.equal(typeof result.left.path, "string")
-        assert.ok(result.left.rule.length > 0, "InvalidInput must state the rule broken")
+        expectInvalid(yield* Effect.either(service.prepare({ input })), `an invalid input: ${JSON.stringify(input)}`)
       }
     })
   },
   {
-    name: "prepare accepts the valid input into a JSON-safe wire form, with positive billable seconds when known",
+    name: "prepare rejects each invalid start request with InvalidInput at the field it names",
     run: Effect.gen(function* () {
-      const prepared = yield* (yield* provider).prepare(options.validInput)
-      assert.deepStrictEqual(JSON.parse(JSON.stringify(prepared.wire)), prepared.wire, "the wire form must be JSON")
+      const service = yield* provider
+      for (const { path, request } of options.invalidRequests ?? []) {
+        const what = `an invalid start request: ${JSON.stringify(request)}`
+        const error = expectInvalid(yield* Effect.either(service.prepare(request)), what)
+        assert.equal(error.path, path, `${what} was refused at ${error.path}, expected ${path}`)
+      }
+    })
+  },
+  {
+    name: "prepare turns the valid input into a JSON wire request that survives storage, the same one each time",
+    run: Effect.gen(function* () {
+      const service = yield* provider
+      const prepared = yield* service.prepare({ input: options.validInput })
+      assert.deepStrictEqual(JSON.parse(JSON.stringify(prepared.input)), prepared.input, "the wire input must be JSON")
+      assert.ok(prepared.wire instanceof TaskProvider.WireRequest, "wire must be a WireRequest")
+      assert.equal(prepared.wire.method, "POST")
+      assert.ok(prepared.wire.path.startsWith("/"), `the wire path must start with "/", got ${prepared.wire.path}`)
+      assert.deepStrictEqual(
+        JSON.parse(JSON.stringify(prepared.wire.body)),
+        prepared.wire.body,
+        "the body must be JSON"
+      )
+      assert.deepStrictEqual(storeAndLoad(prepared.wire), prepared.wire, "the wire request must survive storage")
+      // Idempotency compares prepared requests: the same start request must give the same bytes.
+      const again = yield* service.prepare({ input: options.validInput })
+      assert.equal(JSON.stringify(again.wire), JSON.stringify(prepared.wire), "prepare must be deterministic")
       if (prepared.billableSeconds !== undefined) {
         assert.ok(prepared.billableSeconds > 0, `billableSeconds must be positive, got ${prepared.billableSeconds}`)
       }
@@ -151,6 +199,60 @@ export const cases = (options: Options): ReadonlyArray<Case> => [
         again.outputs.map((output) => output.url),
         status.outputs.map((output) => output.url)
       )
+    })
+  },
+  {
+    name: "redact, when present, removes the provider's secret and leaves other text alone",
+    run: Effect.gen(function* () {
+      const { redact } = yield* provider
+      if (options.secret !== undefined) {
+        assert.ok(redact !== undefined, "a provider with a secret must offer redact")
+        const redacted = redact(`echoed ${options.secret} twice: ${options.secret}.`)
+        assert.ok(!redacted.includes(options.secret), `redact left the secret in: ${redacted.length} characters`)
+        assert.ok(redacted.startsWith("echoed "), "redact must keep the text around the secret")
+      }
+      if (redact !== undefined) {
+        const plain = "a task failed: CONTENT_VIOLATION"
+        assert.equal(redact(plain), plain, "redact must leave text without secrets unchanged")
+      }
+    })
+  },
+  {
+    name: "verifyCallback, when supported, refuses an unsigned delivery with CallbackRejected",
+    run: Effect.gen(function* () {
+      const service = yield* provider
+      if (service.verifyCallback === undefined) return
+      const result = yield* Effect.either(
+        service.verifyCallback({
+          method: "POST",
+          url: "https://hooks.example/callbacks/contract/token",
+          headers: { "content-type": "application/json" },
+          body: "{}"
+        })
+      )
+      assert.ok(Either.isLeft(result), "verifyCallback accepted a delivery without any signature")
+      assert.ok(
+        result.left instanceof TaskError.CallbackRejected,
+        `expected CallbackRejected, got ${String((result.left as { _tag?: string })._tag)}`
+      )
+    })
+  },
+  {
+    name: "cancel, when supported, of a task just submitted leaves it Cancelled, or fails with a typed error",
+    run: Effect.gen(function* () {
+      const service = yield* provider
+      if (service.cancel === undefined) return
+      const { remoteTaskId } = yield* submitValid(options, "contract-cancel")
+      const cancelled = yield* Effect.either(service.cancel(remoteTaskId))
+      if (Either.isLeft(cancelled)) {
+        assert.ok(
+          TaskError.isProviderError(cancelled.left),
+          `cancel failed with an untyped error: ${String(cancelled.left)}`
+        )
+        return
+      }
+      const status = yield* service.status(remoteTaskId)
+      assert.equal(status._tag, "Cancelled", `a cancelled task must read Cancelled, got ${status._tag}`)
     })
   },
   {

@@ -16,6 +16,8 @@ export * as SpendCapContract from "./SpendCapContract.js"
 export * as ArtifactStoreContract from "./ArtifactStoreContract.js"
 /** A fake apixo.ai server on a real socket, with fault injection and recordings. */
 export * as FakeApixo from "./FakeApixo.js"
+/** A fake official Vidu API on a real socket, with signed callbacks, fault injection and recordings. */
+export * as FakeVidu from "./FakeVidu.js"
 /** The contract suite every `TaskProvider` must pass. */
 export * as TaskProviderContract from "./TaskProviderContract.js"
 /** A tracer that records every span, to check what reaches telemetry. */

@@ -4,7 +4,7 @@
 import { FetchHttpClient } from "@effect/platform"
 import * as EffectVitest from "@effect/vitest"
 import { Apixo, ApixoModel } from "@reelkit/apixo"
-import { TaskProvider, TaskStatus } from "@reelkit/core"
+import { TaskError, TaskProvider, TaskStatus } from "@reelkit/core"
 import { Duration, Effect, Exit, Layer, Schema } from "effect"
 import * as FakeApixo from "../src/FakeApixo.js"
 import * as ScriptedProvider from "../src/ScriptedProvider.js"
@@ -12,8 +12,13 @@ import * as TaskProviderContract from "../src/TaskProviderContract.js"
 
 TaskProviderContract.suite(
   "ScriptedProvider",
-  () => ScriptedProvider.layer(),
-  { validInput: { prompt: "a lighthouse", duration: 4 }, invalidInputs: ["not an object", 42, null] },
+  () => ScriptedProvider.layer({ secrets: ["sk-scripted-secret"] }),
+  {
+    validInput: { prompt: "a lighthouse", duration: 4 },
+    invalidInputs: ["not an object", 42, null],
+    invalidRequests: [{ request: { input: { prompt: "x" }, callbackUrl: "not a url" }, path: "callbackUrl" }],
+    secret: "sk-scripted-secret"
+  },
   EffectVitest
 )
 
@@ -46,16 +51,24 @@ const apixoOnFake = () =>
     )
   )
 
+const validContractInput = { mode: "text-to-video", prompt: "a lighthouse", duration: 4 }
+
 TaskProviderContract.suite(
   "ApixoModel on FakeApixo",
   apixoOnFake,
   {
-    validInput: { mode: "text-to-video", prompt: "a lighthouse", duration: 4 },
+    validInput: validContractInput,
     invalidInputs: [
       { mode: "text-to-video", prompt: "", duration: 4 },
       { mode: "text-to-video", prompt: "x", duration: 17 },
       { mode: "sketch-to-video", prompt: "x", duration: 4 }
-    ]
+    ],
+    invalidRequests: [
+      { request: { input: validContractInput, callbackUrl: "ftp://hooks.example/cb" }, path: "callbackUrl" },
+      { request: { input: validContractInput, options: { provider: "two words" } }, path: "options.provider" },
+      { request: { input: validContractInput, options: { priority: "high" } }, path: "options.priority" }
+    ],
+    secret: FakeApixo.defaultApiKey
   },
   EffectVitest
 )
@@ -76,9 +89,65 @@ EffectVitest.describe("TaskProviderContract catches broken providers", () => {
 
   EffectVitest.it.scoped("a prepare that accepts anything fails the InvalidInput case", () =>
     Effect.gen(function* () {
-      const layer = broken(() => ({ prepare: (input) => Effect.succeed({ wire: input }) }))
-      const exit = yield* Effect.exit(TaskProviderContract.runCase(caseNamed("prepare rejects"), layer))
+      const layer = broken(() => ({
+        prepare: (request) => Effect.succeed({ input: request.input, wire: ScriptedProvider.wireRequest(request) })
+      }))
+      const exit = yield* Effect.exit(
+        TaskProviderContract.runCase(caseNamed("prepare rejects each invalid input"), layer)
+      )
       EffectVitest.expect(Exit.isFailure(exit)).toBe(true)
+    })
+  )
+
+  EffectVitest.it.scoped("a gate that names the wrong field fails the start-request case", () =>
+    Effect.gen(function* () {
+      const layer = broken(() => ({
+        prepare: () => Effect.fail(new TaskError.InvalidInput({ path: "input", rule: "is wrong" }))
+      }))
+      const withRequests: TaskProviderContract.Options = {
+        ...options,
+        invalidRequests: [{ request: { input: { prompt: "x" }, callbackUrl: "ftp://x" }, path: "callbackUrl" }]
+      }
+      const testCase = TaskProviderContract.cases(withRequests).find((each) => each.name.includes("start request"))!
+      const exit = yield* Effect.exit(TaskProviderContract.runCase(testCase, layer))
+      EffectVitest.expect(Exit.isFailure(exit) && String(exit.cause)).toContain("expected callbackUrl")
+    })
+  )
+
+  EffectVitest.it.scoped("a wire request that changes from call to call, or does not survive storage, fails", () =>
+    Effect.gen(function* () {
+      let calls = 0
+      const drifting = broken(() => ({
+        prepare: (request) =>
+          Effect.succeed({
+            input: request.input,
+            wire: ScriptedProvider.wireRequest({ ...request, options: { nonce: ++calls } })
+          })
+      }))
+      const unstorable = broken(() => ({
+        prepare: (request) =>
+          Effect.succeed({
+            input: request.input,
+            wire: ScriptedProvider.wireRequest({ ...request, options: { at: new Date(0) } })
+          })
+      }))
+      const testCase = caseNamed("prepare turns")
+      const driftExit = yield* Effect.exit(TaskProviderContract.runCase(testCase, drifting))
+      EffectVitest.expect(Exit.isFailure(driftExit) && String(driftExit.cause)).toContain("deterministic")
+      const storeExit = yield* Effect.exit(TaskProviderContract.runCase(testCase, unstorable))
+      EffectVitest.expect(Exit.isFailure(storeExit) && String(storeExit.cause)).toContain("must be JSON")
+    })
+  )
+
+  EffectVitest.it.scoped("a redact that keeps the secret fails the redact case", () =>
+    Effect.gen(function* () {
+      const layer = broken(() => ({ redact: (text: string) => text.replace("sk-", "") }))
+      const testCase = TaskProviderContract.cases({ ...options, secret: "sk-kept-secret" }).find((each) =>
+        each.name.startsWith("redact")
+      )!
+      const exit = yield* Effect.exit(TaskProviderContract.runCase(testCase, layer))
+      EffectVitest.expect(Exit.isFailure(exit) && String(exit.cause)).toContain("redact left the secret in")
+      EffectVitest.expect(String(Exit.isFailure(exit) && exit.cause)).not.toContain("kept-secret")
     })
   )
 

@@ -33,6 +33,7 @@ const statusCodeOf = (error: ReelkitError): number | undefined => {
     case "InsufficientCredits":
       return 402
     case "RateLimited":
+    case "RetryLater":
       return 429
     case "TaskNotFound":
       return 404
@@ -70,7 +71,10 @@ const headersOf = (error: ReelkitError): Record<string, string> | undefined =>
         "retry-after": String(Math.ceil(error.retryAfterMillis / 1000)),
         "retry-after-ms": String(error.retryAfterMillis)
       }
-    : undefined
+    : error._tag === "RetryLater"
+      ? // Nothing was sent; the task is queued. The time to retry is absolute: an HTTP date.
+        { "retry-after": new Date(error.retryAt).toUTCString() }
+      : undefined
 
 /** The reelkit error as an `APICallError`; `data` carries its tag (and field, task key) for programs. */
 export const toApiCallError = (error: ReelkitError, context: CallContext): APICallError => {

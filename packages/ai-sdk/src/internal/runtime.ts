@@ -6,7 +6,7 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Apixo, ApixoModel } from "@reelkit/apixo"
-import { AccountLimits, TaskClient, type TaskHandle, TaskLedger } from "@reelkit/core"
+import { AccountLimits, CallbackUrls, ResultStorage, TaskClient, type TaskHandle, TaskLedger } from "@reelkit/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
@@ -96,7 +96,11 @@ const modelClientsLayer = (options: TaskClient.Options | undefined) =>
       const clients = new Map<string, TaskClient.Service>()
       for (const { definition } of Object.values(models)) {
         const context = yield* Layer.buildWithScope(
-          TaskClient.layer(options).pipe(Layer.provide(ApixoModel.layer(definition))),
+          TaskClient.layer(options).pipe(
+            Layer.provide(ApixoModel.layer(definition)),
+            // The SDK hands over its own webhook URL per call; results are the SDK's to download.
+            Layer.provide(Layer.merge(ResultStorage.layerNone, CallbackUrls.layerNone))
+          ),
           scope
         )
         clients.set(definition.modelId, Context.get(context, TaskClient.TaskClient))
@@ -169,11 +173,21 @@ export const refreshTask = (
 const adopt = (handle: TaskHandle.TaskHandle) =>
   Effect.gen(function* () {
     const ledger = yield* TaskLedger.TaskLedger
-    const created = yield* ledger
-      .create({ taskKey: handle.taskKey, providerId: handle.providerId, modelId: handle.modelId, input: null })
+    yield* ledger
+      .create({
+        taskKey: handle.taskKey,
+        providerId: handle.providerId,
+        modelId: handle.modelId,
+        input: null,
+        state: "submitted",
+        remoteTaskId: handle.remoteTaskId,
+        submittedAt: handle.submittedAt
+      })
       .pipe(
         // Without an idempotency key there is nothing to conflict with.
         Effect.catchTag("IdempotencyConflict", (error) => Effect.die(error)),
+        // The remote id is recorded already (under this key or another): that row serves.
+        Effect.catchTag("DuplicateRemoteId", () => Effect.succeed({ _tag: "Existing" as const })),
         // A concurrent status check of the same handle recorded it first: its row serves both.
         Effect.catchTag("LedgerError", (error) =>
           Effect.flatMap(ledger.get(handle.taskKey), (row) =>
@@ -181,11 +195,4 @@ const adopt = (handle: TaskHandle.TaskHandle) =>
           )
         )
       )
-    if (created._tag === "Created") {
-      yield* ledger.transition(handle.taskKey, ["submitting"], {
-        state: "submitted",
-        remoteTaskId: handle.remoteTaskId,
-        submittedAt: handle.submittedAt
-      })
-    }
   })

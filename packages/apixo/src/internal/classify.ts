@@ -1,6 +1,7 @@
 // How an apixo answer or a failed connection becomes one of core's typed errors. Kept pure (the
-// current time and the secret are parameters) so every branch is tested without a socket.
+// current time and the redactor are parameters) so every branch is tested without a socket.
 import { TaskError } from "@reelkit/core"
+import { type Redact, redactValue } from "./redact.js"
 
 /** Which call failed: a 404 means "unknown model" on submit but "unknown task" on status. */
 export type Operation = "submit" | "status"
@@ -15,11 +16,11 @@ export interface Answer {
   readonly remoteTaskId?: string | undefined
   /** Epoch milliseconds from `Clock`, to turn a `Retry-After` date into a delay. */
   readonly now: number
-  /** Text that must never appear in an error (the API key). */
-  readonly secret: string
+  /** Removes the API key from any text taken from the answer. */
+  readonly redact: Redact
 }
 
-/** The answer is a success; `data` is the envelope's payload, still to be decoded. */
+/** The answer is a success; `data` is the envelope's payload (secrets removed), still to be decoded. */
 export interface Accepted {
   readonly _tag: "Accepted"
   readonly data: unknown
@@ -37,9 +38,9 @@ export const preConnectCodes: ReadonlySet<string> = new Set([
 
 const maxTextLength = 300
 
-/** Removes the secret from any text taken from the outside world, and bounds its length. */
-export const scrub = (text: string, secret: string): string => {
-  const clean = secret.length > 0 ? text.split(secret).join("<redacted>") : text
+/** Removes the secrets from any text taken from the outside world, then bounds its length. */
+export const scrub = (text: string, redact: Redact): string => {
+  const clean = redact(text)
   return clean.length > maxTextLength ? `${clean.slice(0, maxTextLength)}...` : clean
 }
 
@@ -80,10 +81,10 @@ const innermostMessage = (error: unknown): string => {
  * that may have reached it must never be re-sent automatically. The cause kept is a plain summary:
  * the platform's error holds the request, headers included.
  */
-export const transportError = (operation: Operation, cause: unknown, secret: string): TaskError.TransportError => {
+export const transportError = (operation: Operation, cause: unknown, redact: Redact): TaskError.TransportError => {
   const codes = errorCodes(cause)
   const preConnect = codes.find((code) => preConnectCodes.has(code))
-  const detail = scrub(innermostMessage(cause), secret)
+  const detail = scrub(innermostMessage(cause), redact)
   const code = preConnect ?? codes[0]
   const call = operation === "submit" ? "apixo submit" : "apixo status request"
   return new TaskError.TransportError({
@@ -138,14 +139,16 @@ export const effectiveCode = (httpStatus: number, bodyCode: number | undefined):
  */
 export const classify = (answer: Answer): Accepted | TaskError.ProviderError => {
   const parsed = parseJson(answer.bodyText)
-  const body = parsed.ok && isRecord(parsed.value) ? parsed.value : undefined
+  // Every string of the body loses the key here, so nothing read from it further down can leak it.
+  const value = parsed.ok ? redactValue(parsed.value, answer.redact) : undefined
+  const body = isRecord(value) ? value : undefined
   const bodyCode = typeof body?.code === "number" ? body.code : undefined
   const code = effectiveCode(answer.httpStatus, bodyCode)
 
   if (code >= 200 && code < 300) {
     if (body === undefined) {
       return new TaskError.DecodeError({
-        message: `apixo answered HTTP ${answer.httpStatus} with a body that is not a JSON envelope: ${scrub(answer.bodyText, answer.secret)}`
+        message: `apixo answered HTTP ${answer.httpStatus} with a body that is not a JSON envelope: ${scrub(answer.bodyText, answer.redact)}`
       })
     }
     return { _tag: "Accepted", data: body.data, message: typeof body.message === "string" ? body.message : "" }
@@ -160,7 +163,7 @@ export const classify = (answer: Answer): Accepted | TaskError.ProviderError => 
         : parsed.ok
           ? `HTTP ${answer.httpStatus}`
           : answer.bodyText.trim() || `HTTP ${answer.httpStatus}`,
-    answer.secret
+    answer.redact
   )
   const submit = answer.operation === "submit"
 

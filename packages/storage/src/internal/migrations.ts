@@ -43,9 +43,43 @@ const createTasks = Effect.gen(function* () {
   yield* sql.unsafe(`CREATE INDEX ${tasksTable}_remote ON ${tasksTable} (remote_task_id)`)
 })
 
+/** The unique index on remote task ids (two rows never share one). */
+export const remoteTaskIdIndex = `${tasksTable}_remote_task_id`
+
+/** Why migration 2 cannot run: rows already share a remote task id, which the new unique index forbids. */
+export class DuplicateRemoteIds extends Error {
+  constructor(readonly remoteTaskIds: ReadonlyArray<string>) {
+    super(
+      `rows of ${tasksTable} share remote task ids (${remoteTaskIds.join(", ")}); give each id to one row ` +
+        "(clear remote_task_id on the others) before upgrading"
+    )
+  }
+}
+
+// Issue 11: the paid request is stored with the row; the submit phase becomes a state of its own
+// (`submitting` with a "#sending" suffix on lease_owner was "maybe on the wire", now `sending`;
+// without it the POST provably had not started, now `queued`; a row without any lease owner cannot
+// prove it, so it is `sending` and never re-sent automatically); remote task ids become unique.
+const fencedWrites = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const shared = yield* sql.unsafe<{ readonly remote_task_id: string }>(
+    `SELECT remote_task_id FROM ${tasksTable} WHERE remote_task_id IS NOT NULL
+GROUP BY remote_task_id HAVING COUNT(*) > 1 ORDER BY remote_task_id`
+  )
+  if (shared.length > 0) return yield* Effect.fail(new DuplicateRemoteIds(shared.map((row) => row.remote_task_id)))
+  yield* sql.unsafe(`ALTER TABLE ${tasksTable} ADD COLUMN request TEXT`)
+  yield* sql.unsafe(`UPDATE ${tasksTable} SET state = 'sending', lease_owner = CASE WHEN lease_owner IS NULL THEN NULL
+  ELSE substr(lease_owner, 1, length(lease_owner) - ${"#sending".length}) END
+WHERE state = 'submitting' AND (lease_owner IS NULL OR lease_owner LIKE '%#sending')`)
+  yield* sql.unsafe(`UPDATE ${tasksTable} SET state = 'queued' WHERE state = 'submitting'`)
+  yield* sql.unsafe(`DROP INDEX ${tasksTable}_remote`)
+  yield* sql.unsafe(`CREATE UNIQUE INDEX ${remoteTaskIdIndex} ON ${tasksTable} (remote_task_id)`)
+})
+
 /** Every migration, by `<id>_<name>`. Append only: never edit a released one. */
 export const migrations = {
-  "1_create_tasks": createTasks
+  "1_create_tasks": createTasks,
+  "2_fenced_writes": fencedWrites
 }
 
 /** Runs the pending migrations with @effect/sql's Migrator. */

@@ -1,79 +1,25 @@
 // The TaskLedger on an @effect/sql client, shared by the SQLite and PostgreSQL adapters. Every
-// write is one conditional statement (INSERT ... ON CONFLICT DO NOTHING, UPDATE ... WHERE state IN
-// (...)), so correctness never depends on a read-then-write transaction: on SQLite a single
-// statement holds the write lock from start to end, on PostgreSQL the row lock re-checks the WHERE.
+// write is one conditional statement (INSERT ... ON CONFLICT DO NOTHING; UPDATE ... WHERE version
+// = ? AND <no other live lease holder>), so correctness never depends on a read-then-write
+// transaction: on SQLite a single statement holds the write lock from start to end, on PostgreSQL
+// the row lock re-checks the WHERE. Reads only explain a write that was refused.
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import * as SqlSchema from "@effect/sql/SqlSchema"
 import type { Fragment } from "@effect/sql/Statement"
-import { TaskError, TaskLedger } from "@reelkit/core"
+import { TaskError, TaskLedger, TaskProvider, TaskState } from "@reelkit/core"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Migrations from "./migrations.js"
+import { invalidRow, patchColumns, TaskRow } from "./taskRow.js"
 
 /** Which SQL the adapter speaks where the two differ. */
 export type Dialect = "sqlite" | "pg"
-
-type Row = Record<string, unknown>
-
-const decodeArtifacts = Schema.decodeUnknownSync(Schema.parseJson(Schema.Array(TaskLedger.StoredArtifact)))
-const encodeArtifacts = Schema.encodeSync(Schema.parseJson(Schema.Array(TaskLedger.StoredArtifact)))
-
-// PostgreSQL returns BIGINT as text; SQLite returns numbers. Epoch milliseconds fit a double.
-const optionalNumber = (value: unknown): number | undefined =>
-  value === null || value === undefined ? undefined : Number(value)
-const optionalString = (value: unknown): string | undefined =>
-  value === null || value === undefined ? undefined : String(value)
-
-/** Turns a row of the tasks table into a record. */
-export const fromRow = (row: Row): TaskLedger.TaskRecord =>
-  new TaskLedger.TaskRecord({
-    taskKey: String(row.task_key),
-    providerId: String(row.provider_id),
-    modelId: String(row.model_id),
-    idempotencyKey: optionalString(row.idempotency_key),
-    state: row.state as TaskLedger.TaskState,
-    input: JSON.parse(String(row.input)),
-    callbackUrl: optionalString(row.callback_url),
-    remoteTaskId: optionalString(row.remote_task_id),
-    billableSeconds: optionalNumber(row.billable_seconds),
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-    submittedAt: optionalNumber(row.submitted_at),
-    completedAt: optionalNumber(row.completed_at),
-    failCode: optionalString(row.fail_code),
-    failMessage: optionalString(row.fail_message),
-    resultUrls: JSON.parse(String(row.result_urls)),
-    resultExpiresAt: optionalNumber(row.result_expires_at),
-    artifacts: decodeArtifacts(String(row.artifacts)),
-    leaseOwner: optionalString(row.lease_owner),
-    leaseExpiresAt: optionalNumber(row.lease_expires_at),
-    version: Number(row.version)
-  })
-
-// Column values for the fields a patch sets; absent fields are left out, `null` clears a lease.
-const patchColumns = (patch: TaskLedger.TaskPatch): Record<string, unknown> => {
-  const columns: Record<string, unknown> = {}
-  if (patch.state !== undefined) columns.state = patch.state
-  if (patch.remoteTaskId !== undefined) columns.remote_task_id = patch.remoteTaskId
-  if (patch.callbackUrl !== undefined) columns.callback_url = patch.callbackUrl
-  if (patch.submittedAt !== undefined) columns.submitted_at = patch.submittedAt
-  if (patch.completedAt !== undefined) columns.completed_at = patch.completedAt
-  if (patch.failCode !== undefined) columns.fail_code = patch.failCode
-  if (patch.failMessage !== undefined) columns.fail_message = patch.failMessage
-  if (patch.resultUrls !== undefined) columns.result_urls = JSON.stringify(patch.resultUrls)
-  if (patch.resultExpiresAt !== undefined) columns.result_expires_at = patch.resultExpiresAt
-  if (patch.artifacts !== undefined) columns.artifacts = encodeArtifacts(patch.artifacts.map(toStoredArtifact))
-  if (patch.leaseOwner !== undefined) columns.lease_owner = patch.leaseOwner
-  if (patch.leaseExpiresAt !== undefined) columns.lease_expires_at = patch.leaseExpiresAt
-  return columns
-}
-
-// Callers may pass plain objects where the type says StoredArtifact; encoding needs the class.
-const toStoredArtifact = (artifact: TaskLedger.StoredArtifact): TaskLedger.StoredArtifact =>
-  artifact instanceof TaskLedger.StoredArtifact ? artifact : new TaskLedger.StoredArtifact(artifact)
 
 const describeSqlError = (error: SqlError): string => {
   const cause = error.cause instanceof Error ? error.cause.message : undefined
@@ -85,9 +31,33 @@ const ledgerError =
   (error: SqlError): TaskError.LedgerError =>
     new TaskError.LedgerError({ operation, message: describeSqlError(error), cause: error })
 
+/** Maps the driver's and the row schema's failures to the ledger's typed error (for `Effect.catchTags`). */
+const asLedgerError = (operation: string) => ({
+  SqlError: (error: SqlError) => Effect.fail(ledgerError(operation)(error)),
+  ParseError: (error: ParseResult.ParseError) => Effect.fail(invalidRow(operation, error))
+})
+
+// The drivers' codes for a unique constraint violation: node-postgres and better-sqlite3.
+const DriverError = Schema.Struct({ code: Schema.Literal("23505", "SQLITE_CONSTRAINT_UNIQUE") })
+const isUniqueViolation = (error: SqlError): boolean => Schema.is(DriverError)(error.cause)
+
 /** Why a migration check failed: another process is still migrating. */
 class MigrationPending {
   readonly _tag = "MigrationPending"
+}
+
+// A migration that fails is a defect of @effect/sql's Migrator (a MigrationError whose cause is
+// the migration's own error); the caller gets it as a LedgerError saying why.
+const migrationDefect = (defect: unknown): TaskError.LedgerError => {
+  const cause =
+    typeof defect === "object" && defect !== null && "cause" in defect && defect.cause instanceof Error
+      ? `: ${defect.cause.message}`
+      : ""
+  return new TaskError.LedgerError({
+    operation: "migrate",
+    message: `${defect instanceof Error ? defect.message : String(defect)}${cause}`,
+    cause: defect
+  })
 }
 
 /**
@@ -113,6 +83,9 @@ export const migrate = Effect.gen(function* () {
       : error._tag === "SqlError"
         ? ledgerError("migrate")(error)
         : new TaskError.LedgerError({ operation: "migrate", message: error.message, cause: error })
+  ),
+  Effect.catchSomeDefect((defect) =>
+    Predicate.isTagged(defect, "MigrationError") ? Option.some(Effect.fail(migrationDefect(defect))) : Option.none()
   )
 )
 
@@ -126,37 +99,62 @@ export const make = (dialect: Dialect): Effect.Effect<TaskLedger.Service, never,
     const byKey = (direction: "ASC" | "DESC"): Fragment =>
       dialect === "pg" ? sql.literal(`task_key COLLATE "C" ${direction}`) : sql.literal(`task_key ${direction}`)
 
-    const selectOne = (operation: string, column: string, value: string) =>
-      sql<Row>`SELECT * FROM ${table} WHERE ${sql(column)} = ${value}`.pipe(
-        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), fromRow)),
-        Effect.mapError(ledgerError(operation))
-      )
+    // Every statement returns whole rows, decoded by the row schema.
+    const rowsOf = <E>(statement: Effect.Effect<ReadonlyArray<unknown>, E>) =>
+      SqlSchema.findAll({ Request: Schema.Void, Result: TaskRow, execute: () => statement })(undefined)
+
+    const findBy = (column: "task_key" | "remote_task_id" | "idempotency_key", operation: string) => {
+      const find = SqlSchema.findOne({
+        Request: Schema.String,
+        Result: TaskRow,
+        execute: (value) => sql`SELECT * FROM ${table} WHERE ${sql(column)} = ${value}`
+      })
+      return (value: string) => Effect.catchTags(find(value), asLedgerError(operation))
+    }
+    const get = findBy("task_key", "get")
+    const findByRemoteId = findBy("remote_task_id", "findByRemoteId")
+    const findByIdempotencyKey = findBy("idempotency_key", "findByIdempotencyKey")
+
+    /** The DuplicateRemoteId a write of `remoteTaskId` to `taskKey` ran into, if another row holds it. */
+    const remoteIdHeld = (taskKey: string, remoteTaskId: string | undefined) =>
+      remoteTaskId === undefined
+        ? Effect.succeed(Option.none<TaskError.DuplicateRemoteId>())
+        : Effect.map(
+            findByRemoteId(remoteTaskId),
+            Option.flatMap((holder) =>
+              holder.taskKey === taskKey
+                ? Option.none()
+                : Option.some(new TaskError.DuplicateRemoteId({ remoteTaskId, taskKey, heldBy: holder.taskKey }))
+            )
+          )
+
+    // A unique violation on remote_task_id names the row that holds the id; any other is a LedgerError.
+    const onUniqueViolation =
+      (operation: string, taskKey: string, remoteTaskId: string | undefined) =>
+      (error: SqlError): Effect.Effect<never, TaskError.LedgerError | TaskError.DuplicateRemoteId> =>
+        isUniqueViolation(error)
+          ? Effect.flatMap(remoteIdHeld(taskKey, remoteTaskId), (held) =>
+              Effect.fail(Option.getOrElse(held, () => ledgerError(operation)(error)))
+            )
+          : Effect.fail(ledgerError(operation)(error))
 
     const create: TaskLedger.Service["create"] = (task) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
-        const inserted = yield* sql<Row>`INSERT INTO ${table} ${sql.insert({
-          task_key: task.taskKey,
-          provider_id: task.providerId,
-          model_id: task.modelId,
-          idempotency_key: task.idempotencyKey ?? null,
-          state: "submitting",
-          input: JSON.stringify(task.input ?? null),
-          callback_url: task.callbackUrl ?? null,
-          billable_seconds: task.billableSeconds ?? null,
-          created_at: now,
-          updated_at: now,
-          result_urls: "[]",
-          artifacts: "[]",
-          version: 1
-        })} ON CONFLICT DO NOTHING RETURNING *`.pipe(Effect.mapError(ledgerError("create")))
-        if (inserted.length > 0) return { _tag: "Created", record: fromRow(inserted[0]!) } as const
-        // Nothing inserted: the idempotency key (or the task key) is taken. Rows are never deleted,
-        // so the row that won is there to read.
+        // Callers may pass a plain object where the type says WireRequest; the row needs the class.
+        const request = yield* Schema.decodeUnknown(Schema.UndefinedOr(TaskProvider.WireRequest))(task.request)
+        const record = TaskLedger.newRecord({ ...task, input: task.input ?? null, request }, now)
+        const columns = yield* Schema.encode(TaskRow)(record)
+        // DO NOTHING on any unique key (task key, idempotency key, remote id): the reads below say which.
+        const inserted = yield* rowsOf(
+          sql`INSERT INTO ${table} ${sql.insert(columns)} ON CONFLICT DO NOTHING RETURNING *`
+        )
+        if (inserted.length > 0) return { _tag: "Created", record: inserted[0]! } as const
+        // Rows are never deleted, so the row that holds the key is there to read.
         if (task.idempotencyKey !== undefined) {
-          const existing = yield* selectOne("create", "idempotency_key", task.idempotencyKey)
+          const existing = yield* findByIdempotencyKey(task.idempotencyKey)
           if (Option.isSome(existing)) {
-            if (TaskLedger.sameInput(existing.value.input, task.input ?? null)) {
+            if (TaskLedger.sameInput(existing.value.input, record.input)) {
               return { _tag: "Existing", record: existing.value } as const
             }
             return yield* new TaskError.IdempotencyConflict({
@@ -165,27 +163,42 @@ export const make = (dialect: Dialect): Effect.Effect<TaskLedger.Service, never,
             })
           }
         }
-        return yield* new TaskError.LedgerError({
-          operation: "create",
-          message: `A task with key "${task.taskKey}" already exists`
-        })
-      })
+        if (Option.isSome(yield* get(task.taskKey))) {
+          return yield* new TaskError.LedgerError({
+            operation: "create",
+            message: `A task with key "${task.taskKey}" already exists`
+          })
+        }
+        const held = yield* remoteIdHeld(task.taskKey, task.remoteTaskId)
+        if (Option.isSome(held)) return yield* held.value
+        return yield* new TaskError.LedgerError({ operation: "create", message: "The row was not inserted" })
+      }).pipe(Effect.catchTags(asLedgerError("create")))
 
-    const transition: TaskLedger.Service["transition"] = (taskKey, from, patch) =>
+    const transition: TaskLedger.Service["transition"] = (expected, patch) =>
       Effect.gen(function* () {
+        const illegal = TaskLedger.illegalTransition(expected, patch)
+        if (illegal !== undefined) return yield* illegal
         const now = yield* Clock.currentTimeMillis
-        const conditions = [sql`task_key = ${taskKey}`, ...(from.length > 0 ? [sql.in("state", from)] : [])]
-        const updated = yield* sql<Row>`UPDATE ${table} SET ${sql.update({
-          ...patchColumns(patch),
-          updated_at: now
-        })}, version = version + 1 WHERE ${sql.and(conditions)} RETURNING *`.pipe(
-          Effect.mapError(ledgerError("transition"))
+        const columns = yield* patchColumns(patch)
+        // The fence: the version the writer read, and no other owner holding an unexpired lease.
+        const updated = yield* rowsOf(
+          sql`UPDATE ${table} SET ${sql.update({ ...columns, updated_at: now })}, version = version + 1
+WHERE task_key = ${expected.taskKey} AND version = ${expected.version}
+AND (lease_owner IS NULL OR lease_owner = ${expected.owner} OR lease_expires_at IS NULL OR lease_expires_at <= ${now})
+RETURNING *`.pipe(Effect.catchTag("SqlError", onUniqueViolation("transition", expected.taskKey, patch.remoteTaskId)))
         )
-        if (updated.length > 0) return fromRow(updated[0]!)
-        const current = yield* selectOne("transition", "task_key", taskKey)
-        if (Option.isNone(current)) return yield* new TaskError.UnknownTask({ reference: taskKey })
-        return yield* new TaskError.StaleTransition({ taskKey, expected: [...from], actual: current.value.state })
-      })
+        if (updated.length > 0) return updated[0]!
+        // Refused: say why, from the row as it is now.
+        const current = yield* get(expected.taskKey)
+        if (Option.isNone(current)) return yield* new TaskError.UnknownTask({ reference: expected.taskKey })
+        return yield* TaskLedger.fenceViolation(current.value, expected, now) ??
+          new TaskError.StaleTransition({
+            taskKey: expected.taskKey,
+            expectedVersion: expected.version,
+            actualVersion: current.value.version,
+            actual: current.value.state
+          })
+      }).pipe(Effect.catchTag("ParseError", asLedgerError("transition").ParseError))
 
     const list: TaskLedger.Service["list"] = (query = {}) => {
       const conditions: Array<Fragment> = []
@@ -197,20 +210,18 @@ export const make = (dialect: Dialect): Effect.Effect<TaskLedger.Service, never,
       if (query.since !== undefined) conditions.push(sql`created_at >= ${query.since}`)
       if (query.until !== undefined) conditions.push(sql`created_at < ${query.until}`)
       const limit = query.limit === undefined ? sql.literal("") : sql`LIMIT ${query.limit}`
-      return sql<Row>`SELECT * FROM ${table} WHERE ${sql.and(conditions)} ORDER BY created_at DESC, ${byKey(
-        "DESC"
-      )} ${limit}`.pipe(
-        Effect.map((rows) => rows.map(fromRow)),
-        Effect.mapError(ledgerError("list"))
-      )
+      return rowsOf(
+        sql`SELECT * FROM ${table} WHERE ${sql.and(conditions)} ORDER BY created_at DESC, ${byKey("DESC")} ${limit}`
+      ).pipe(Effect.catchTags(asLedgerError("list")))
     }
 
     const claimUnfinished: TaskLedger.Service["claimUnfinished"] = (options) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
+        // Only free or expired leases: a live holder's rows (the claimer's own included) are left.
         const conditions: Array<Fragment> = [
-          sql.in("state", TaskLedger.unfinishedStates),
-          sql`(lease_owner IS NULL OR lease_owner = ${options.owner} OR lease_expires_at IS NULL OR lease_expires_at <= ${now})`
+          sql.in("state", TaskState.unfinishedStates),
+          sql`(lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ${now})`
         ]
         if (options.providerId !== undefined) conditions.push(sql`provider_id = ${options.providerId}`)
         if (options.modelId !== undefined) conditions.push(sql`model_id = ${options.modelId}`)
@@ -220,33 +231,30 @@ export const make = (dialect: Dialect): Effect.Effect<TaskLedger.Service, never,
           lease_expires_at: now + options.leaseMillis,
           updated_at: now
         })
-        const rows =
+        const rows = yield* rowsOf(
           dialect === "pg"
             ? // SKIP LOCKED: a row another claimer holds is skipped, not waited for; a row it has
               // just committed is re-checked against the lease condition before we lock it.
-              yield* sql<Row>`WITH picked AS (SELECT task_key FROM ${table} WHERE ${sql.and(
+              sql`WITH picked AS (SELECT task_key FROM ${table} WHERE ${sql.and(
                 conditions
               )} ORDER BY created_at ASC, ${byKey("ASC")} ${limit} FOR UPDATE SKIP LOCKED)
 UPDATE ${table} SET ${lease}, version = ${table}.version + 1 FROM picked
 WHERE ${table}.task_key = picked.task_key RETURNING ${table}.*`
             : // One statement: SQLite holds the write lock from the SELECT to the UPDATE.
-              yield* sql<Row>`UPDATE ${table} SET ${lease}, version = version + 1 WHERE task_key IN (SELECT task_key FROM ${table} WHERE ${sql.and(
+              sql`UPDATE ${table} SET ${lease}, version = version + 1 WHERE task_key IN (SELECT task_key FROM ${table} WHERE ${sql.and(
                 conditions
               )} ORDER BY created_at ASC, ${byKey("ASC")} ${limit}) RETURNING *`
-        return rows
-          .map(fromRow)
-          .sort((left, right) => left.createdAt - right.createdAt || (left.taskKey < right.taskKey ? -1 : 1))
-      }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(ledgerError("claimUnfinished")(error))))
+        )
+        return [...rows].sort(
+          (left, right) => left.createdAt - right.createdAt || (left.taskKey < right.taskKey ? -1 : 1)
+        )
+      }).pipe(Effect.catchTags(asLedgerError("claimUnfinished")))
 
     return TaskLedger.TaskLedger.of({
       create,
-      get: (taskKey) => selectOne("get", "task_key", taskKey),
-      findByRemoteId: (remoteTaskId) =>
-        sql<Row>`SELECT * FROM ${table} WHERE remote_task_id = ${remoteTaskId} ORDER BY created_at DESC LIMIT 1`.pipe(
-          Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), fromRow)),
-          Effect.mapError(ledgerError("findByRemoteId"))
-        ),
-      findByIdempotencyKey: (idempotencyKey) => selectOne("findByIdempotencyKey", "idempotency_key", idempotencyKey),
+      get,
+      findByRemoteId,
+      findByIdempotencyKey,
       transition,
       list,
       claimUnfinished

@@ -17,33 +17,14 @@ import { readFile } from "node:fs/promises"
 import * as Http from "node:http"
 import type * as FakeApixo from "../FakeApixo.js"
 import { findSampleVideo } from "./fakeApixoFixture.js"
+import { type Answer, listen, makeWaiters, maxInWindow, sleepUntil, writeAnswer } from "./fakeServerKit.js"
+import { FaultRules } from "./faultRules.js"
 
 const maxBodyBytes = 1024 * 1024
 
 type MutableRequest = {
   -readonly [K in keyof FakeApixo.RequestRecord]: FakeApixo.RequestRecord[K]
 }
-
-interface RuleState {
-  readonly rule: FakeApixo.FaultRule
-  seen: number
-  fired: number
-}
-
-/** What a handler decided to answer, written once any `slow` delay has passed. */
-type Answer =
-  | {
-      readonly _tag: "Json"
-      readonly status: number
-      readonly body: string
-      readonly headers?: Http.OutgoingHttpHeaders
-    }
-  | { readonly _tag: "Reset" }
-  | {
-      readonly _tag: "Video"
-      readonly head: boolean
-      readonly truncateAt: number | undefined
-    }
 
 const envelope = (code: number, message: string, data: unknown = null): string =>
   JSON.stringify({ code, message, data })
@@ -103,7 +84,8 @@ const classify = (method: string, url: URL): Classified => {
   return { route: "other", modelId: undefined, taskId: undefined, index: undefined }
 }
 
-const readBody = (request: Http.IncomingMessage): Effect.Effect<Buffer | "tooLarge", string> =>
+/** Reads a request body up to 1 MiB ("tooLarge" beyond). */
+export const readBody = (request: Http.IncomingMessage): Effect.Effect<Buffer | "tooLarge", string> =>
   Effect.async<Buffer | "tooLarge", string>((resume) => {
     const chunks: Array<Buffer> = []
     let size = 0
@@ -157,7 +139,7 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
     const tasks = new Map<string, FakeApixo.TaskRecord>()
     const bills: Array<FakeApixo.BillRecord> = []
     const callbacks: Array<FakeApixo.CallbackRecord> = []
-    const rules: Array<RuleState> = (options.faults ?? []).map((rule) => ({ rule, seen: 0, fired: 0 }))
+    const rules = new FaultRules<FakeApixo.Route>(options.faults ?? [])
     // Admitted generate/status requests per key fingerprint, for the sliding rate window.
     const admitted = new Map<string, Array<number>>()
     let balance = options.balanceSeconds ?? Number.POSITIVE_INFINITY
@@ -170,36 +152,10 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
     let baseUrl = ""
 
     // Waiters re-check their predicate after every recorded event; no polling, no time.
-    const waiters = new Set<() => void>()
-    const notify = () => {
-      for (const waiter of [...waiters]) waiter()
-    }
+    const { notify, waitUntil } = makeWaiters()
 
-    const pickFault = (route: FakeApixo.Route, modelId: string | undefined): FakeApixo.Fault | undefined => {
-      let chosen: FakeApixo.Fault | undefined
-      for (const state of rules) {
-        const match = state.rule.match
-        const routes: ReadonlyArray<FakeApixo.Route> = typeof match.route === "string" ? [match.route] : match.route
-        if (!routes.includes(route)) continue
-        if (match.modelId !== undefined && match.modelId !== modelId) continue
-        state.seen++
-        if (chosen !== undefined) continue
-        if (match.times !== undefined && state.fired >= match.times) continue
-        const fires =
-          match.nth !== undefined
-            ? typeof match.nth === "number"
-              ? state.seen === match.nth
-              : match.nth.includes(state.seen)
-            : match.every !== undefined
-              ? state.seen % match.every === 0
-              : true
-        if (fires) {
-          state.fired++
-          chosen = state.rule.fault
-        }
-      }
-      return chosen
-    }
+    const pickFault = (route: FakeApixo.Route, modelId: string | undefined): FakeApixo.Fault | undefined =>
+      rules.pick(route, modelId)
 
     const retryAfterHeader = (autoSeconds: number): Http.OutgoingHttpHeaders =>
       retryAfter === "none"
@@ -249,9 +205,6 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
     }
 
     const isActive = (task: FakeApixo.TaskRecord, now: number) => task.createdAt <= now && now < task.completedAt
-
-    const sleepUntil = (target: number) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => (now >= target ? Effect.void : Effect.sleep(target - now)))
 
     const run = yield* FiberSet.makeRuntime<never>()
 
@@ -521,33 +474,8 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
 
     // ---- the request handler ---------------------------------------------------------------
 
-    const write = (request: Http.IncomingMessage, response: Http.ServerResponse, answer: Answer) => {
-      if (response.headersSent || response.destroyed) return undefined
-      switch (answer._tag) {
-        case "Reset":
-          request.socket.destroy()
-          return undefined
-        case "Json":
-          response.writeHead(answer.status, {
-            "content-type": "application/json; charset=utf-8",
-            "content-length": Buffer.byteLength(answer.body),
-            ...answer.headers
-          })
-          response.end(answer.body)
-          return answer.status
-        case "Video":
-          response.writeHead(200, { "content-type": "video/mp4", "content-length": video.length })
-          if (answer.head) {
-            response.end()
-          } else if (answer.truncateAt !== undefined) {
-            // Flush the announced headers and part of the body, then cut the connection.
-            response.write(video.subarray(0, answer.truncateAt), () => response.destroy())
-          } else {
-            response.end(video)
-          }
-          return 200
-      }
-    }
+    const write = (request: Http.IncomingMessage, response: Http.ServerResponse, answer: Answer) =>
+      writeAnswer(request, response, answer, video)
 
     const handle = (request: Http.IncomingMessage, response: Http.ServerResponse) =>
       Effect.gen(function* () {
@@ -685,24 +613,9 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
     const httpServer = Http.createServer((request, response) => {
       run(handle(request, response))
     })
-    const port = yield* Effect.acquireRelease(
-      Effect.async<number, E>((resume) => {
-        const onError = (error: Error) => resume(Effect.fail(deps.makeError(`Cannot listen: ${error.message}`, error)))
-        httpServer.once("error", onError)
-        httpServer.listen(options.port ?? 0, host, () => {
-          httpServer.off("error", onError)
-          const address = httpServer.address()
-          resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
-        })
-      }),
-      () =>
-        Effect.async<void>((resume) => {
-          httpServer.close(() => resume(Effect.void))
-          httpServer.closeAllConnections()
-        })
-    )
-    const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host
-    baseUrl = `http://${urlHost}:${port}`
+    const bound = yield* listen(httpServer, options.port ?? 0, host, deps.makeError)
+    const port = bound.port
+    baseUrl = bound.baseUrl
 
     const snapshot = <A extends object>(items: Iterable<A>): ReadonlyArray<A> => [...items].map((item) => ({ ...item }))
 
@@ -729,10 +642,10 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
         balance = seconds
       },
       addFault: (rule) => {
-        rules.push({ rule, seen: 0, fired: 0 })
+        rules.add(rule)
       },
       clearFaults: () => {
-        rules.length = 0
+        rules.clear()
       },
       resultUrl,
       billedSeconds: (taskId) =>
@@ -751,16 +664,7 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
           times.push(request.at)
           byKey.set(request.keyFingerprint, times)
         }
-        let max = 0
-        for (const times of byKey.values()) {
-          times.sort((a, b) => a - b)
-          let start = 0
-          for (let end = 0; end < times.length; end++) {
-            while (times[end]! - times[start]! >= windowMillis) start++
-            max = Math.max(max, end - start + 1)
-          }
-        }
-        return max
+        return maxInWindow(byKey.values(), windowMillis)
       },
       maxConcurrentTasks: (keyFingerprint) => {
         const byKey = new Map<string, Array<[number, number]>>()
@@ -782,20 +686,7 @@ export const make = <E>(options: FakeApixo.Options, deps: Deps<E>): Effect.Effec
         }
         return max
       },
-      waitUntil: (predicate) =>
-        Effect.async<void>((resume) => {
-          if (predicate(service)) return resume(Effect.void)
-          const check = () => {
-            if (predicate(service)) {
-              waiters.delete(check)
-              resume(Effect.void)
-            }
-          }
-          waiters.add(check)
-          return Effect.sync(() => {
-            waiters.delete(check)
-          })
-        }),
+      waitUntil: (predicate) => waitUntil(() => predicate(service)),
       awaitRequests: (count) =>
         service.waitUntil(() => requests.length >= count).pipe(Effect.map(() => service.requests)),
       awaitCallbacks: (count) =>

@@ -1,0 +1,3 @@
+import { reelkitProject } from "@reelkit/vitest-config"
+
+export default reelkitProject()
