@@ -451,13 +451,17 @@ export const serve = (
   flags: PairFlags & { readonly port: number; readonly host: string }
 ): Effect.Effect<void, unknown> =>
   Effect.flatMap(Effect.all([Effect.promise(() => import("./Server.js")), newWorkEntry(flags)]), ([Server, entry]) =>
-    withPlayground(
-      entry,
-      Server.serve({
+    // A weak callback secret is refused before anything is built, in the playground's own words.
+    Effect.zipRight(
+      Server.checkCallbackSecret,
+      withPlayground(
+        entry,
+        Server.serve({
         port: flags.port,
         host: flags.host,
-        onListening: (url) => process.stderr.write(`reelkit: serving ${url}\n`)
-      }),
-      { useCallbacks: true, probe: false, allPairs: true }
+          onListening: (url) => process.stderr.write(`reelkit: serving ${url}\n`)
+        }),
+        { useCallbacks: true, probe: false, allPairs: true }
+      )
     )
   )

@@ -369,6 +369,9 @@ const urlOf = (
   return { base: `http://${shown}:${address.port}`, host, port: address.port }
 }
 
+/** Refuses a `REELKIT_CALLBACK_SECRET` shorter than 32 bytes (before any layer is built). */
+export const checkCallbackSecret = ServeSettings.checkCallbackSecret
+
 /**
  * Serves the web app until interrupted; resumes unfinished tasks of the ledger in the background
  * first. Refuses to start with a callback secret or an access token shorter than 32 bytes.

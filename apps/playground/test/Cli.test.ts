@@ -112,8 +112,9 @@ describe.concurrent("reelkit CLI against the fake apixo server", () => {
       `reelkit: Invalid --image: it ${ViduQ3Input.rules.image_urls_required}; nothing was sent.`
     )
     expect(quiet.requests).toEqual([])
-    // Nothing was recorded either: the check ran before the ledger was opened.
-    expect(existsSync(`${home}/ledger.sqlite`)).toBe(false)
+    // Nothing was recorded either: the provider's gate ran before any row was written.
+    const listed = await runCli(["list", "--json"], childEnv({ REELKIT_HOME: home }))
+    expect(JSON.parse(listed.stdout)).toEqual([])
   })
 
   it("generate --no-wait, then wait by apixo's task id, then list", async () => {
