@@ -19,7 +19,10 @@ const capturing = () => {
 }
 
 const expected: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
-  ["generate", ["--model", "--transport", "--mode", "--prompt", "--aspect-ratio", "--no-wait", "--callback-url", "--timeout"]],
+  [
+    "generate",
+    ["--model", "--transport", "--mode", "--prompt", "--aspect-ratio", "--no-wait", "--callback-url", "--timeout"]
+  ],
   ["status", ["<task>", "--json"]],
   ["wait", ["<task>", "--first-poll-after", "--poll-every", "--timeout", "--transport"]],
   ["cancel", ["<task>", "--json", "--model", "--transport"]],
