@@ -467,14 +467,24 @@ export const resubmit = (
 export const serve = (
   flags: PairFlags & { readonly port: number; readonly host: string }
 ): Effect.Effect<void, unknown> =>
-  Effect.flatMap(Effect.all([Effect.promise(() => import("./Server.js")), newWorkEntry(flags)]), ([Server, entry]) =>
-    withPlayground(
-      entry,
-      Server.serve({
-        port: flags.port,
-        host: flags.host,
-        onListening: (url) => process.stderr.write(`reelkit: serving ${url}\n`)
-      }),
-      { useCallbacks: true, probe: false, allPairs: true }
-    )
+  Effect.flatMap(
+    Effect.all([
+      Effect.promise(() => import("./Server.js")),
+      Effect.promise(() => import("./server/ServeSettings.js")),
+      newWorkEntry(flags)
+    ]),
+    ([Server, ServeSettings, entry]) =>
+      // A weak callback secret is refused in its own words before any pair (or fake) is built.
+      Effect.zipRight(
+        ServeSettings.checkCallbackSecret,
+        withPlayground(
+          entry,
+          Server.serve({
+            port: flags.port,
+            host: flags.host,
+            onListening: (url) => process.stderr.write(`reelkit: serving ${url}\n`)
+          }),
+          { useCallbacks: true, probe: false, allPairs: true }
+        )
+      )
   )

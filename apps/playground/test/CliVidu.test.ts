@@ -210,4 +210,32 @@ describe.concurrent("reelkit CLI with --transport vidu", () => {
     expect((await budgetOf("apixo")).requests.inWindow).toBe(0)
     expect(existsSync(`${home}/ledger.sqlite`)).toBe(true)
   })
+
+  it("list --transport shows only that pair's tasks; list alone shows every task", async () => {
+    const home = tempHome()
+    const submitted = await runCli(
+      [
+        "generate",
+        "--transport",
+        "vidu",
+        "--mode",
+        "text-to-video",
+        "--prompt",
+        "a listed task",
+        "--no-wait",
+        "--json"
+      ],
+      envOf(fast, home)
+    )
+    expect(submitted.code, submitted.stderr).toBe(0)
+    const { taskKey } = JSON.parse(submitted.stdout) as Printed
+    const keysOf = async (args: ReadonlyArray<string>) => {
+      const run = await runCli(["list", "--json", ...args], envOf(fast, home))
+      expect(run.code, run.stderr).toBe(0)
+      return (JSON.parse(run.stdout) as ReadonlyArray<Printed>).map((printed) => printed.taskKey)
+    }
+    expect(await keysOf(["--transport", "vidu"])).toEqual([taskKey])
+    expect(await keysOf(["--transport", "apixo"])).toEqual([])
+    expect(await keysOf([])).toEqual([taskKey])
+  })
 })
