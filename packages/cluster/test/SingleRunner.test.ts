@@ -102,6 +102,19 @@ describe("SingleRunner on SQLite", () => {
     expect(counts.state).toEqual(Option.some("completed"))
   }, 60_000)
 
+  it("refuses bad input with a typed error naming the field and the rule, before any paid request", async () => {
+    const dir = tempDir("invalid")
+    const generatesBefore = fake.requests.filter((request) => request.route === "generate").length
+    const runner = run({
+      ...base(dir, await freePort()),
+      start: { prefix: "invalid", count: 1, wait: true, input: { prompt: "a cat", duration: "long" } }
+    })
+    const line = await runner.waitFor((text) => text.startsWith("error ") || text.startsWith("result "))
+    expect(line).toMatch(/^error InvalidInput input\.duration /)
+    expect(fake.requests.filter((request) => request.route === "generate")).toHaveLength(generatesBefore)
+    await runner.kill()
+  }, 60_000)
+
   it("survives SIGKILL before, during and after a submit and while downloading: no task lost, none billed twice", async () => {
     const dir = tempDir("crash")
     const callbackPort = await freePort()
