@@ -83,8 +83,13 @@ const spareRings = new Map<number, Array<ArrayBuffer>>()
 const maxSpareRings = 4
 
 // The project's TypeScript lib has no WebAssembly types; this is the one constructor used.
-const wasm = (globalThis as { readonly WebAssembly?: { readonly Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer } } })
-  .WebAssembly
+const wasm = (
+  globalThis as {
+    readonly WebAssembly?: {
+      readonly Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer }
+    }
+  }
+).WebAssembly
 
 /** Page-aligned staging memory, or none where WebAssembly is unavailable (node --jitless). */
 const alignedMemory = (bytes: number): ArrayBuffer | undefined => {
