@@ -222,12 +222,21 @@ const wait = Command.make(
 
 const list = Command.make(
   "list",
-  { json },
+  { json, ...pairOptions },
   lazy(
     () => import("./ListCommand.js"),
-    (module, flags: { readonly json: boolean }) => module.list(flags)
+    (module, flags: PairFlags & { readonly json: boolean }) =>
+      Effect.flatMap(
+        // Every task unless --transport names a pair.
+        Option.isNone(flags.transport) ? Effect.succeed(Option.none()) : Effect.map(entryOf(flags), Option.some),
+        (entry) => module.list({ json: flags.json, entry })
+      )
   )
-).pipe(Command.withDescription("List the recorded tasks, newest first, with mode, prompt and creation time."))
+).pipe(
+  Command.withDescription(
+    "List the recorded tasks, newest first, with mode, prompt and creation time (with --transport, only that pair's)."
+  )
+)
 
 const reconcile = Command.make(
   "reconcile",

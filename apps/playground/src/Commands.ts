@@ -5,12 +5,15 @@
  * playground's layers (`Playground.layer`) once, does its work through `TaskClient`, and prints
  * readable lines or, with `--json`, JSON on stdout; progress, warnings and notes go to stderr.
  */
-import { TaskClient, TaskError, TaskLedger, type TaskProvider, TaskState } from "@reelkit/core"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { TaskClient, TaskError, TaskLedger, TaskProvider, TaskState } from "@reelkit/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs"
 import * as Readline from "node:readline/promises"
 import {
@@ -78,6 +81,20 @@ const withPlayground = <A, E>(
         })
       )
     )
+  })
+
+/**
+ * The pair's gate alone (`TaskProvider.prepare`), before any ledger, budget or fake exists: bad
+ * input is refused with nothing written and nothing sent. The gate sends no request, so the
+ * provider is built with a placeholder key.
+ */
+const gate = (entry: Registry.Entry, request: TaskProvider.StartRequest) =>
+  Effect.gen(function* () {
+    const wiring = yield* Effect.promise(entry.load)
+    const provider = wiring
+      .provider({ apiKey: Redacted.make("unused"), baseUrl: entry.defaultBaseUrl, pollPlan: wiring.pollPlan })
+      .pipe(Layer.provide(NodeHttpClient.layerUndici))
+    yield* Effect.flatMap(TaskProvider.TaskProvider, (gated) => gated.prepare(request)).pipe(Effect.provide(provider))
   })
 
 /** The pair of a command that starts new work: `--model` and `--transport` (default apixo). */
@@ -279,13 +296,13 @@ export const generate = (flags: GenerateFlags): Effect.Effect<void, unknown> =>
     const waitOptions = waitOptionsOf(flags)
     const entry = yield* newWorkEntry(flags)
 
+    // The provider's gate is the one validation: the CLI only renders its field errors. It runs
+    // before the ledger is opened and before the cost question (and again inside start).
+    yield* gate(entry, { input, callbackUrl, options: providerOptions })
     yield* withPlayground(
       entry,
       Effect.gen(function* () {
         const client = yield* TaskClient.TaskClient
-        // The provider's gate is the one validation: the CLI only renders its field errors. It
-        // runs before the cost question (and again inside start): nothing is written or sent.
-        yield* client.provider.prepare({ input, callbackUrl, options: providerOptions })
         yield* approveCost(input as unknown as Cost.Priceable, flags.yes)
         const handle = yield* client
           .start(input, {
@@ -450,18 +467,24 @@ export const resubmit = (
 export const serve = (
   flags: PairFlags & { readonly port: number; readonly host: string }
 ): Effect.Effect<void, unknown> =>
-  Effect.flatMap(Effect.all([Effect.promise(() => import("./Server.js")), newWorkEntry(flags)]), ([Server, entry]) =>
-    // A weak callback secret is refused before anything is built, in the playground's own words.
-    Effect.zipRight(
-      Server.checkCallbackSecret,
-      withPlayground(
-        entry,
-        Server.serve({
-        port: flags.port,
-        host: flags.host,
-          onListening: (url) => process.stderr.write(`reelkit: serving ${url}\n`)
-        }),
-        { useCallbacks: true, probe: false, allPairs: true }
+  Effect.flatMap(
+    Effect.all([
+      Effect.promise(() => import("./Server.js")),
+      Effect.promise(() => import("./server/ServeSettings.js")),
+      newWorkEntry(flags)
+    ]),
+    ([Server, ServeSettings, entry]) =>
+      // A weak callback secret is refused in its own words before any pair (or fake) is built.
+      Effect.zipRight(
+        ServeSettings.checkCallbackSecret,
+        withPlayground(
+          entry,
+          Server.serve({
+            port: flags.port,
+            host: flags.host,
+            onListening: (url) => process.stderr.write(`reelkit: serving ${url}\n`)
+          }),
+          { useCallbacks: true, probe: false, allPairs: true }
+        )
       )
-    )
   )

@@ -139,8 +139,9 @@ export const exitCodeOfState = (state: string, failCode: string | undefined): nu
         ? ExitCode.other
         : ExitCode.success
 
-// How the apixo client words the rule of an InvalidInput made from apixo's 400 to a submit.
-const apixoRejection = "rejected by apixo"
+// How the transports word the rule of an InvalidInput made from the service's 400 to a submit:
+// `rejected by apixo: ...` and `rejected by Vidu (...)`.
+const serviceRejection = /^rejected by (?:apixo|Vidu)\b[:\s]*(?:\((.*)\)$)?/
 
 const accountTags: ReadonlySet<string> = new Set(["Unauthorized", "Forbidden", "InsufficientCredits"])
 
@@ -163,9 +164,10 @@ export const describe = (error: unknown, secrets: ReadonlyArray<string> = []): s
   switch (tag) {
     case "InvalidInput": {
       const invalid = error as { readonly path: string; readonly rule: string }
-      // apixo's own 400 arrives as an InvalidInput too, but the request was sent (and refused, unbilled).
-      if (invalid.path === "input" && invalid.rule.startsWith(apixoRejection)) {
-        const reason = invalid.rule.slice(apixoRejection.length).replace(/^[:\s]+/, "")
+      // The service's own 400 arrives as an InvalidInput too, but the request was sent (and refused, unbilled).
+      const rejection = serviceRejection.exec(invalid.rule)
+      if (invalid.path === "input" && rejection !== null) {
+        const reason = rejection[1] ?? invalid.rule.slice(rejection[0].length)
         return sentence(
           `${speaker.serviceName} refused the input (${reason}); no task was created and nothing was billed`,
           secrets

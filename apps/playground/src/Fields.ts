@@ -6,7 +6,7 @@
  * library agree.
  */
 import { TaskError } from "@reelkit/core"
-import { type ViduQ3, ViduQ3Input } from "@reelkit/provider-vidu-q3"
+import { ViduQ3Input } from "@reelkit/provider-vidu-q3"
 
 /** Which modes a field belongs to. */
 export type Scope = "all" | "text" | "image"
@@ -139,12 +139,6 @@ export const modes: ReadonlyArray<ViduQ3Input.Mode> = ViduQ3Input.Mode.literals
 /** Which field scope a mode allows besides `all`. */
 export const scopeOf = (mode: string): Scope =>
   (ViduQ3Input.imageModes as ReadonlyArray<string>).includes(mode) ? "image" : "text"
-
-/**
- * The only model this playground drives. Spelled here rather than read from `ViduQ3` so that the
- * command tree (`--model`'s choices) loads no provider code; the type keeps the two equal.
- */
-export const modelId: typeof ViduQ3.modelId = "vidu-q3"
 
 /**
  * Raw values, as text, keyed by wire name (booleans as `true`/`false`, URLs as a list). Empty text

@@ -239,7 +239,7 @@ const estimateBox = document.getElementById("estimate");
 let estimateRound = 0;
 async function estimate() {
   const round = ++estimateRound;
-  const query = new URLSearchParams({ mode: form.elements.mode.value, duration: form.elements.duration.value, resolution: form.elements.resolution.value });
+  const query = new URLSearchParams({ pair: form.elements.pair.value, mode: form.elements.mode.value, duration: form.elements.duration.value, resolution: form.elements.resolution.value });
   try {
     const answer = await fetch("/estimate?" + query, { credentials: "same-origin" });
     const body = await answer.json();
@@ -250,6 +250,7 @@ async function estimate() {
 }
 form.elements.mode.addEventListener("change", sync);
 form.addEventListener("input", estimate);
+form.elements.pair.addEventListener("change", estimate);
 form.addEventListener("change", estimate);
 form.addEventListener("submit", (event) => { if (!check()) event.preventDefault(); });
 sync();
@@ -299,7 +300,10 @@ render();
 export const home = (options: {
   readonly tasks: ReadonlyArray<TaskView>
   readonly form?: FormState | undefined
-  readonly backend: string
+  /** One line per pair: where its tasks go. */
+  readonly backend: ReadonlyArray<string>
+  /** Every (model, transport) pair the form can submit to, the default first. */
+  readonly pairs: ReadonlyArray<{ readonly id: string; readonly name: string }>
   /** A fresh random value for this rendering of the form: its submits share one idempotency key. */
   readonly submission: string
   /** The CSRF token made for `submission`. */
@@ -313,13 +317,26 @@ export const home = (options: {
     .map((candidate) => `<option value="${candidate}"${candidate === mode ? " selected" : ""}>${candidate}</option>`)
     .join("")
   const modeError = state.errors.mode ?? ""
+  const pair = valueOf(state, "pair")
+  const pairOptions = options.pairs
+    .map(
+      (candidate) =>
+        `<option value="${escapeHtml(candidate.id)}"${candidate.id === pair ? " selected" : ""}>${escapeHtml(candidate.name)}</option>`
+    )
+    .join("")
+  const pairError = state.errors.pair ?? ""
   const body = `
-<p class="banner">${escapeHtml(options.backend)}</p>
+${options.backend.map((line) => `<p class="banner">${escapeHtml(line)}</p>`).join("\n")}
 ${state.banner === undefined ? "" : `<p class="banner error" role="alert">${escapeHtml(state.banner)}</p>`}
 <h2>Generate (Vidu Q3)</h2>
 <form id="generate" method="post" action="/tasks" novalidate>
 <input type="hidden" name="${submissionField}" value="${escapeHtml(options.submission)}">
 <input type="hidden" name="${csrfField}" value="${escapeHtml(options.csrf)}">
+<div class="field${pairError === "" ? "" : " invalid"}" data-field="pair" data-scope="all">
+<label for="field-pair">Model and transport</label>
+<select id="field-pair" name="pair">${pairOptions}</select>
+<p class="error" data-error-for="pair" role="alert">${escapeHtml(pairError)}</p>
+</div>
 <div class="field${modeError === "" ? "" : " invalid"}" data-field="mode" data-scope="all">
 <label for="field-mode">Mode</label>
 <select id="field-mode" name="mode">${modeOptions}</select>
@@ -344,6 +361,8 @@ ${Fields.fields.map((field) => fieldHtml(field, state)).join("\n")}
 /** The task page: state, times, the stored video with its size and checksum, the estimated cost. */
 export const taskPage = (options: {
   readonly record: TaskLedger.TaskRecord
+  /** The pair the task went to (`vidu-q3 on vidu`), its transport and how its service is named. */
+  readonly pair: { readonly name: string; readonly transport: string; readonly serviceName: string }
   readonly now: number
   readonly cost: ViduQ3Pricing.Cost | undefined
   readonly pricingConfigured: boolean
@@ -352,8 +371,9 @@ export const taskPage = (options: {
   const view = viewOf(record)
   const rows: Array<[string, string]> = [
     ["Task key", `<code>${escapeHtml(record.taskKey)}</code>`],
+    ["Transport", `<span id="transport">${escapeHtml(options.pair.name)}</span>`],
     [
-      "apixo task id",
+      `${escapeHtml(options.pair.transport)} task id`,
       record.remoteTaskId === undefined ? "(not yet)" : `<code>${escapeHtml(record.remoteTaskId)}</code>`
     ],
     ["State", `<span id="state" class="state state-${record.state}">${record.state}</span>`],
@@ -400,7 +420,7 @@ events.addEventListener("tasks", (event) => {
   return layout(
     `Task ${record.taskKey}`,
     `<h2>Task</h2><dl>${rows.map(([term, value]) => `<dt>${term}</dt><dd>${value}</dd>`).join("")}</dl>
-${videos === "" ? outcomeOf(record) : `<h2>Video</h2>${videos}`}
+${videos === "" ? outcomeOf(record, options.pair.serviceName) : `<h2>Video</h2>${videos}`}
 <p><a href="/">Back to the tasks</a></p>`,
     script
   )
@@ -408,25 +428,28 @@ ${videos === "" ? outcomeOf(record) : `<h2>Video</h2>${videos}`}
 
 // What a task without a video says about itself: an ended task says why, honestly; only a task
 // still under way promises a video.
-const outcomeOf = (record: TaskLedger.TaskRecord): string => {
+const outcomeOf = (record: TaskLedger.TaskRecord, serviceName: string): string => {
   const said =
     record.failCode === undefined && record.failMessage === undefined
       ? ""
-      : `<p>apixo said: <code id="fail-code">${escapeHtml(record.failCode ?? "")}</code> ${escapeHtml(record.failMessage ?? "")}</p>`
+      : `<p>${escapeHtml(serviceName)} said: <code id="fail-code">${escapeHtml(record.failCode ?? "")}</code> ${escapeHtml(record.failMessage ?? "")}</p>`
   const ended = (heading: string, text: string) =>
     `<section id="outcome" class="outcome failed" role="status"><h3>${heading}</h3><p>${text}</p>${said}</section>`
   switch (record.state) {
     case "failed":
-      return ended("This task failed", "apixo reported that generation failed, so there is no video.")
+      return ended(
+        "This task failed",
+        `${escapeHtml(serviceName)} reported that generation failed, so there is no video.`
+      )
     case "rejected":
       return ended(
         "The submit was refused",
-        "apixo refused the submit, so no task was created and there is no video. Fix what it said and submit again."
+        `${escapeHtml(serviceName)} refused the submit, so no task was created and there is no video. Fix what it said and submit again.`
       )
     case "ambiguous":
       return ended(
         "The submit's outcome is unknown",
-        "The connection broke while the task was being submitted, so apixo may or may not have created it; reelkit did not send it again. Check apixo's dashboard before submitting it again."
+        `The connection broke while the task was being submitted, so ${escapeHtml(serviceName)} may or may not have created it; reelkit did not send it again. Check ${escapeHtml(serviceName)}'s dashboard before submitting it again.`
       )
     case "completed":
       return `<section id="outcome" class="outcome" role="status"><p>The task completed without a stored output.</p></section>`

@@ -15,14 +15,12 @@ import type * as UrlParams from "@effect/platform/UrlParams"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { ArtifactStore, Callbacks, TaskClient, type TaskError, type TaskHandle, TaskLedger } from "@reelkit/core"
-import { ViduQ3Input, ViduQ3Pricing } from "@reelkit/provider-vidu-q3"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { randomUUID } from "node:crypto"
@@ -31,7 +29,8 @@ import * as Cost from "./Cost.js"
 import { describe } from "./Failure.js"
 import * as Fields from "./Fields.js"
 import * as Pages from "./Pages.js"
-import { Playground, type Services } from "./Playground.js"
+import { type Pair, Pairs, Playground, type Services } from "./Playground.js"
+import * as Registry from "./Registry.js"
 import * as Access from "./server/Access.js"
 import * as FormBody from "./server/FormBody.js"
 import * as Guard from "./server/Guard.js"
@@ -48,11 +47,11 @@ const listLimit = 50
 const htmlResponse = (body: string, status = 200, headers: Record<string, string> = {}) =>
   HttpServerResponse.text(body, { status, contentType: "text/html; charset=utf-8", headers })
 
-const backendLine = Effect.map(Playground, ({ backend }) =>
+/** Where one pair's tasks go, in one line. */
+const backendLine = ({ backend, entry }: Pair): string =>
   backend._tag === "Fake"
-    ? `No APIXO_API_KEY is set: tasks go to a fake apixo server in this process (${backend.baseUrl}); nothing is billed and every video is a sample clip.`
-    : `Tasks go to apixo at ${backend.baseUrl}, billed to the key in APIXO_API_KEY.`
-)
+    ? `${Registry.nameOf(entry)}: no ${entry.keyVariable} is set, so its tasks go to a ${entry.fakeName} server in this process (${backend.baseUrl}); nothing is billed and every video is a sample clip.`
+    : `${Registry.nameOf(entry)}: tasks go to ${entry.serviceName} at ${backend.baseUrl}, billed to the key in ${entry.keyVariable}.`
 
 const listViews = Effect.flatMap(TaskLedger.TaskLedger, (ledger) => ledger.list({ limit: listLimit })).pipe(
   Effect.map((records) => records.map(Pages.viewOf))
@@ -77,8 +76,6 @@ const rawInputOf = (values: Record<string, string | ReadonlyArray<string>>): Fie
   }
   return { mode: typeof values.mode === "string" ? values.mode : "", values: raw }
 }
-
-const decodeInput = Schema.decodeUnknownOption(ViduQ3Input.ViduQ3Input)
 
 /** Parses `Range: bytes=a-b` against a size; undefined for no (or an unusable) range. */
 export const parseRange = (
@@ -138,6 +135,13 @@ export const makeRouter = (
     const client = yield* TaskClient.TaskClient
     const store = yield* ArtifactStore.ArtifactStore
     const playground = yield* Playground
+    // Every pair's client; the command's own pair (the context's client) when built alone.
+    const built = yield* Pairs
+    const pairs: ReadonlyArray<Pair> = built.length > 0 ? built : [{ ...playground, client }]
+    const pairOf = (id: string | undefined): Pair | undefined =>
+      id === undefined || id === "" ? pairs[0] : pairs.find((pair) => Registry.idOf(pair.entry) === id)
+    const pairOfRecord = (record: TaskLedger.TaskRecord): Pair =>
+      pairs.find((pair) => pair.entry === Registry.ofRecord(record)) ?? pairs[0]!
     const waits = yield* FiberSet.make()
     const context = yield* Effect.context<Services>()
     const { keys, limits } = options
@@ -145,7 +149,7 @@ export const makeRouter = (
 
     // Tasks this server is already waiting for: a repeated submit gets the same task, not a second wait.
     const waiting = new Set<string>()
-    const waitInBackground = (handle: TaskHandle.TaskHandle) =>
+    const waitInBackground = (client: TaskClient.Service) => (handle: TaskHandle.TaskHandle) =>
       Effect.suspend(() => {
         if (waiting.has(handle.taskKey)) return Effect.void
         waiting.add(handle.taskKey)
@@ -156,12 +160,10 @@ export const makeRouter = (
         return Effect.asVoid(FiberSet.run(waits, wait))
       })
 
-    const estimateOf = (fields: { readonly mode: string; readonly duration?: number; readonly resolution?: string }) =>
-      Pages.estimateLine(
-        Cost.estimate(fields, playground.settings.pricing),
-        fields,
-        Option.isSome(playground.settings.pricing)
-      )
+    const estimateOf = (
+      pair: Pair,
+      fields: { readonly mode: string; readonly duration?: number; readonly resolution?: string }
+    ) => Pages.estimateLine(Cost.estimate(fields, pair.settings.pricing), fields, Option.isSome(pair.settings.pricing))
 
     // Each rendering of the form gets a new nonce (its idempotency key) and the CSRF token made for it.
     const homePage = (form: Pages.FormState | undefined, status: number) =>
@@ -171,7 +173,7 @@ export const makeRouter = (
         const text = (name: string) => (typeof values[name] === "string" ? (values[name] as string) : "")
         const duration = durationOf(text("duration"))
         const resolution = text("resolution") === "" ? undefined : text("resolution")
-        const estimate = estimateOf({
+        const estimate = estimateOf(pairOf(text("pair")) ?? pairs[0]!, {
           mode: form === undefined ? "text-to-video" : text("mode"),
           ...(duration === undefined ? {} : { duration }),
           ...(resolution === undefined ? {} : { resolution })
@@ -179,7 +181,8 @@ export const makeRouter = (
         return htmlResponse(
           Pages.home({
             tasks: yield* listViews,
-            backend: yield* backendLine,
+            backend: pairs.map(backendLine),
+            pairs: pairs.map((pair) => ({ id: Registry.idOf(pair.entry), name: Registry.nameOf(pair.entry) })),
             form,
             submission,
             csrf: keys.csrfOf(submission),
@@ -213,6 +216,13 @@ export const makeRouter = (
           403
         )
       }
+      const chosen = pairOf(typeof values.pair === "string" ? values.pair : undefined)
+      if (chosen === undefined) {
+        return yield* homePage(
+          { values, errors: { pair: `is not one of ${pairs.map((pair) => Registry.idOf(pair.entry)).join(", ")}` } },
+          400
+        )
+      }
       const input = Fields.toInput(rawInputOf(values))
       // The form's nonce is the idempotency key: a double submit (or a re-sent POST) finds the first
       // task instead of paying for a second one.
@@ -220,7 +230,7 @@ export const makeRouter = (
       // Start and the background wait as one step: a browser giving up on the request must not
       // leave a submitted task that nothing waits for.
       const started = yield* Effect.uninterruptible(
-        client.start(input, { idempotencyKey }).pipe(Effect.tap(waitInBackground), Effect.either)
+        chosen.client.start(input, { idempotencyKey }).pipe(Effect.tap(waitInBackground(chosen.client)), Effect.either)
       )
       if (started._tag === "Right") {
         return HttpServerResponse.redirect(`/tasks/${encodeURIComponent(started.right.taskKey)}`, { status: 303 })
@@ -242,7 +252,7 @@ export const makeRouter = (
       const duration = durationOf(query.get("duration"))
       const resolution = query.get("resolution") || undefined
       return json({
-        html: estimateOf({
+        html: estimateOf(pairOf(query.get("pair") ?? undefined) ?? pairs[0]!, {
           mode: query.get("mode") ?? "",
           ...(duration === undefined ? {} : { duration }),
           ...(resolution === undefined ? {} : { resolution })
@@ -255,13 +265,18 @@ export const makeRouter = (
       const reference = taskKey ?? ""
       const record = yield* Effect.either(client.lookup(reference))
       if (record._tag === "Left") return htmlResponse(Pages.notFound(reference), 404)
-      const pricing = playground.settings.pricing
-      const cost = Option.flatMap(Option.all([decodeInput(record.right.input), pricing]), ([input, table]) =>
-        ViduQ3Pricing.estimateCost(input, table)
-      )
+      const pair = pairOfRecord(record.right)
+      const pricing = pair.settings.pricing
+      const wiring = yield* Effect.promise(pair.entry.load)
+      const cost = Option.flatMap(pricing, (table) => wiring.priceOf(record.right.input, table))
       return htmlResponse(
         Pages.taskPage({
           record: record.right,
+          pair: {
+            name: Registry.nameOf(pair.entry),
+            transport: pair.entry.transport,
+            serviceName: pair.entry.serviceName
+          },
           now: yield* Clock.currentTimeMillis,
           cost: Option.getOrUndefined(cost),
           pricingConfigured: Option.isSome(pricing)
@@ -369,9 +384,6 @@ const urlOf = (
   return { base: `http://${shown}:${address.port}`, host, port: address.port }
 }
 
-/** Refuses a `REELKIT_CALLBACK_SECRET` shorter than 32 bytes (before any layer is built). */
-export const checkCallbackSecret = ServeSettings.checkCallbackSecret
-
 /**
  * Serves the web app until interrupted; resumes unfinished tasks of the ledger in the background
  * first. Refuses to start with a callback secret or an access token shorter than 32 bytes.
@@ -415,9 +427,13 @@ export const serve = (options: ServeOptions) =>
           )
         )
       options.onListening?.(access.source === "generated" ? `${base}/?token=${Redacted.value(access.token)}` : base)
-      // Tasks another run left unfinished are picked up again, as a restart should.
-      const client = yield* TaskClient.TaskClient
-      yield* Effect.forkScoped(Effect.ignore(client.reconcile()))
+      // Tasks another run left unfinished are picked up again, as a restart should: each pair's
+      // client resumes its own rows.
+      const pairs = yield* Pairs
+      const clients = pairs.length > 0 ? pairs.map((pair) => pair.client) : [yield* TaskClient.TaskClient]
+      yield* Effect.forEach(clients, (client) => Effect.forkScoped(Effect.ignore(client.reconcile())), {
+        discard: true
+      })
       return yield* Effect.never
     })
   ).pipe(

@@ -108,6 +108,43 @@ describe("reelkit serve", () => {
     )
   })
 
+  it("the form lists every (model, transport) pair; a task posted to Vidu's pair goes there and its page says so", async () => {
+    const home = await (await fetch(served.base, { headers: bearer(served.token) })).text()
+    const select = /<select id="field-pair" name="pair">(.*?)<\/select>/s.exec(home)?.[1] ?? ""
+    expect([...select.matchAll(/<option value="([^"]+)"[^>]*>([^<]+)</g)].map((match) => [match[1], match[2]])).toEqual(
+      [
+        ["vidu-q3/apixo", "vidu-q3 on apixo"],
+        ["vidu-q3/vidu", "vidu-q3 on vidu"]
+      ]
+    )
+    const prompt = "a tide pool through the official API"
+    const posted = await postForm(served, {
+      pair: "vidu-q3/vidu",
+      mode: "text-to-video",
+      prompt,
+      ...(await formTokens(served))
+    })
+    expect(posted.status).toBe(303)
+    // Not apixo's: no VIDU_API_KEY is set, so the fake Vidu in serve's process took it.
+    expect(tasksOf(prompt)).toEqual([])
+    const page = await (
+      await fetch(`${served.base}${posted.headers.get("location")}`, { headers: bearer(served.token) })
+    ).text()
+    expect(page).toContain('<span id="transport">vidu-q3 on vidu</span>')
+    expect(page).toMatch(/<dt>vidu task id<\/dt><dd><code>vidu_/)
+
+    const unknown = await postForm(served, {
+      pair: "vidu-q3/nowhere",
+      mode: "text-to-video",
+      prompt,
+      ...(await formTokens(served))
+    })
+    expect(unknown.status).toBe(400)
+    expect(await unknown.text()).toContain(
+      '<p class="error" data-error-for="pair" role="alert">is not one of vidu-q3/apixo, vidu-q3/vidu</p>'
+    )
+  })
+
   it("mounts core's callback endpoint, which refuses a token it did not make", async () => {
     const response = await fetch(`${served.base}/callbacks/tk_someone/not-our-token`, {
       method: "POST",

@@ -19,9 +19,13 @@ const capturing = () => {
 }
 
 const expected: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
-  ["generate", ["--mode", "--prompt", "--aspect-ratio", "--no-wait", "--callback-url", "--timeout"]],
+  [
+    "generate",
+    ["--model", "--transport", "--mode", "--prompt", "--aspect-ratio", "--no-wait", "--callback-url", "--timeout"]
+  ],
   ["status", ["<task>", "--json"]],
-  ["wait", ["<task>", "--first-poll-after", "--poll-every", "--timeout"]],
+  ["wait", ["<task>", "--first-poll-after", "--poll-every", "--timeout", "--transport"]],
+  ["cancel", ["<task>", "--json", "--model", "--transport"]],
   ["list", ["--json"]],
   ["reconcile", ["--poll-every", "--timeout", "--json"]],
   ["serve", ["--port", "--host"]],

@@ -3,8 +3,9 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Cli from "../src/Cli.js"
-import { closest, describeParseError } from "../src/Failure.js"
+import { closest, describe as describeError, describeParseError, exitCodeOf, speakFor } from "../src/Failure.js"
 import * as Output from "../src/Output.js"
+import * as Registry from "../src/Registry.js"
 
 const helpOf = (args: ReadonlyArray<string>, colour: boolean) =>
   Effect.gen(function* () {
@@ -69,5 +70,36 @@ describe("Output", () => {
     )
     expect(closest("1080", ["540p", "720p", "1080p"])).toBe("1080p")
     expect(closest("banana", ["540p", "720p", "1080p"])).toBeUndefined()
+  })
+})
+
+describe("error sentences name the pair's service", () => {
+  it("an account error, a refused input and a refused cancel say apixo's or Vidu's name and variables", () => {
+    const vidu = Registry.find("vidu-q3", "vidu")!
+    try {
+      speakFor(vidu)
+      expect(describeError({ _tag: "Unauthorized", message: "401" })).toBe(
+        "the official Vidu API refused the API key in VIDU_API_KEY (401); check the key on the official Vidu API's dashboard."
+      )
+      expect(
+        describeError({ _tag: "InvalidInput", path: "input", rule: "rejected by Vidu (prompt too long)", message: "" })
+      ).toBe("the official Vidu API refused the input (prompt too long); no task was created and nothing was billed.")
+      speakFor(Registry.defaultEntry)
+      expect(
+        describeError({
+          _tag: "InvalidInput",
+          path: "input",
+          rule: "rejected by apixo: input.prompt: too long",
+          message: ""
+        })
+      ).toBe("apixo refused the input (input.prompt: too long); no task was created and nothing was billed.")
+      expect(describeError({ _tag: "CancelNotSupported", message: "" })).toBe(
+        'apixo offers no way to cancel a task, so nothing was sent and the task goes on; pick it up with "reelkit wait".'
+      )
+      expect(exitCodeOf({ _tag: "CancelNotSupported" })).toBe(2)
+      expect(exitCodeOf({ _tag: "OtherTransport" })).toBe(2)
+    } finally {
+      speakFor(Registry.defaultEntry)
+    }
   })
 })

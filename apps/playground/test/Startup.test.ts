@@ -31,8 +31,7 @@ const staticClosure = (file: string, seen = new Set<string>()): Set<string> => {
   return seen
 }
 
-// Every file `file` loads through static and dynamic imports (`import("./x.js")`), itself included:
-// what a command can reach once it runs.
+// Every file `file` can load, its dynamic imports (`import("./chunk.js")`) followed too.
 const fullClosure = (file: string, seen = new Set<string>()): Set<string> => {
   if (seen.has(file)) return seen
   seen.add(file)
@@ -66,8 +65,8 @@ describe("start-up", () => {
     }
     expect(loaded(staticClosure(main))).toEqual([])
     expect(loaded(staticClosure(chunkOf("ListCommand"), staticClosure(main)))).toEqual([])
-    // The check can fail: the commands that do talk to apixo reach these parts (the transports'
-    // registry entries are themselves loaded lazily, when a command builds its client).
+    // The check can fail: the commands that do talk to apixo reach these parts (through the
+    // registry's lazy load of a pair's provider and fake, when a command runs).
     expect(loaded(fullClosure(chunkOf("Commands")))).toEqual(
       expect.arrayContaining(["the fake apixo server", "the apixo client"])
     )

@@ -15,11 +15,11 @@ export const binary = join(appDir, "bin", "reelkit.mjs")
 /** A fresh `REELKIT_HOME`. */
 export const tempHome = (): string => mkdtempSync(join(tmpdir(), "reelkit-playground-"))
 
-/** The environment of a child: this process's, without any apixo or reelkit settings, plus `extra`. */
+/** The environment of a child: this process's, without any apixo, Vidu or reelkit settings, plus `extra`. */
 export const childEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = {}
   for (const [name, value] of Object.entries(process.env)) {
-    if (!name.startsWith("APIXO_") && !name.startsWith("REELKIT_")) env[name] = value
+    if (!name.startsWith("APIXO_") && !name.startsWith("VIDU_") && !name.startsWith("REELKIT_")) env[name] = value
   }
   return { ...env, ...extra }
 }

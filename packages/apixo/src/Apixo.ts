@@ -8,10 +8,8 @@
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { TaskError, type TaskProvider } from "@reelkit/core"
-import * as Clock from "effect/Clock"
+import { HttpTransport, TaskError, type TaskProvider } from "@reelkit/core"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -22,9 +20,10 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as ApixoProtocol from "./ApixoProtocol.js"
-import { type Operation, classify, scrub, transportError } from "./internal/classify.js"
+import { type Operation, callNames, classify } from "./internal/classify.js"
 import * as Gate from "./internal/gate.js"
-import { redactorFor } from "./internal/redact.js"
+
+const { redactorFor, scrub } = HttpTransport
 
 /** apixo's production base URL. */
 export const defaultBaseUrl = "https://api.apixo.ai"
@@ -86,7 +85,7 @@ export class Apixo extends Context.Tag("@reelkit/apixo/Apixo")<Apixo, Service>()
 
 const normaliseBaseUrl = (baseUrl: string): string => {
   const trimmed = baseUrl.trim().replace(/\/+$/, "")
-  if (!Schema.is(ApixoProtocol.HttpUrl)(trimmed)) {
+  if (!HttpTransport.isHttpUrl(trimmed)) {
     throw new Error(`apixo baseUrl must be an absolute http(s) URL, got "${trimmed}"`)
   }
   return trimmed
@@ -134,50 +133,16 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
       )
     )
 
-    const fromPlatformError = (operation: Operation, error: HttpClientError.HttpClientError) =>
-      // An unusable URL or body fails before anything is sent; everything else is classified by cause.
-      error._tag === "RequestError" && error.reason !== "Transport"
-        ? new TaskError.TransportError({
-            message: scrub(`The apixo ${operation} request could not be built (${error.reason})`, redact),
-            requestSent: false
-          })
-        : transportError(operation, error.cause, redact)
-
     const execute = (
       operation: Operation,
       request: HttpClientRequest.HttpClientRequest,
       timeout: Duration.Duration,
       remoteTaskId?: string
     ) =>
-      Effect.gen(function* () {
-        const response = yield* client.execute(request)
-        const bodyText = yield* response.text
-        const now = yield* Clock.currentTimeMillis
-        const answer = classify({
-          operation,
-          httpStatus: response.status,
-          retryAfter: response.headers["retry-after"],
-          bodyText,
-          remoteTaskId,
-          now,
-          redact
-        })
-        return answer._tag === "Accepted" ? answer.data : yield* Effect.fail(answer)
-      }).pipe(
-        Effect.catchIf(
-          (error): error is HttpClientError.HttpClientError =>
-            error._tag === "RequestError" || error._tag === "ResponseError",
-          (error) => Effect.fail(fromPlatformError(operation, error))
-        ),
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () =>
-            new TaskError.TransportError({
-              message: `The apixo ${operation} request got no answer within ${Duration.format(timeout)}; it may have reached the server`,
-              requestSent: true
-            })
-        })
-      )
+      HttpTransport.execute(client, request, { names: callNames[operation], timeout, redact }, (received) => {
+        const answer = classify({ ...received, operation, remoteTaskId, redact })
+        return answer._tag === "Accepted" ? Effect.succeed(answer.data) : Effect.fail(answer)
+      })
 
     const send: Service["send"] = (wire) =>
       Effect.gen(function* () {
@@ -227,7 +192,7 @@ export const config: Config.Config<Options> = Config.all({
     Config.withDefault(defaultBaseUrl),
     Config.validate({
       message: "must be an absolute http(s) URL",
-      validation: (value) => Schema.is(ApixoProtocol.HttpUrl)(value.trim())
+      validation: (value) => HttpTransport.isHttpUrl(value.trim())
     })
   )
 })

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { TaskError, TaskProvider } from "@reelkit/core"
+import { HttpTransport, TaskError, TaskProvider } from "@reelkit/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -14,7 +14,6 @@ import { Apixo } from "./Apixo.js"
 import * as ApixoProtocol from "./ApixoProtocol.js"
 import * as Gate from "./internal/gate.js"
 import { toInvalidInput } from "./internal/issues.js"
-import { redactValue } from "./internal/redact.js"
 
 /** The provider id every apixo model reports. */
 export const providerId = "apixo"
@@ -162,7 +161,8 @@ export const make = <A, I>(
           ApixoProtocol.toTaskStatus(data, statusOptions)
         ),
       // A callback body comes from outside like any answer: the key is cut out before it is read.
-      parseCallback: (body) => ApixoProtocol.parseCallback(redactValue(body, apixo.redact), statusOptions),
+      parseCallback: (body) =>
+        ApixoProtocol.parseCallback(HttpTransport.redactValue(body, apixo.redact), statusOptions),
       hints: hints(definition, overrides),
       redact: apixo.redact
     } satisfies TaskProvider.Service

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { TaskError, TaskProvider, TaskStatus } from "@reelkit/core"
+import { HttpTransport, TaskError, TaskProvider, TaskStatus } from "@reelkit/core"
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -46,24 +46,8 @@ export const RoutingProvider: Schema.Schema<RoutingProvider, string> = Schema.Un
 export const routingProviderRule =
   'must be "auto", "value", "official" or a channel name (letters, digits, ".", "_", "-"; at most 64)'
 
-const isHttpUrl = (value: string): boolean => {
-  try {
-    const url = new URL(value)
-    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
-  } catch {
-    return false
-  }
-}
-
 /** An absolute http(s) URL. */
-export const HttpUrl = Schema.String.pipe(
-  Schema.filter(isHttpUrl, {
-    identifier: "HttpUrl",
-    description: "an absolute http(s) URL",
-    message: () => "must be an absolute http(s) URL",
-    arbitrary: () => (fc) => fc.webUrl({ validSchemes: ["http", "https"] })
-  })
-)
+export const HttpUrl = HttpTransport.HttpUrl
 
 /** The longest callback URL the gate accepts: far above any real one, far below what a server refuses. */
 export const maxCallbackUrlLength = 2048
@@ -85,7 +69,10 @@ export const CallbackUrl = Schema.String.pipe(
     message: () => `must be at most ${maxCallbackUrlLength} characters`
   }),
   Schema.filter(hasNoSpaceOrControl, { message: () => "must not contain whitespace or control characters" }),
-  Schema.filter(isHttpUrl, { identifier: "CallbackUrl", message: () => "must be an absolute http(s) URL" })
+  Schema.filter(HttpTransport.isHttpUrl, {
+    identifier: "CallbackUrl",
+    message: () => "must be an absolute http(s) URL"
+  })
 )
 
 /** A submit that is polled: no `callback_url`. `request_type` defaults to `async` on the server. */

@@ -1,6 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { classify, effectiveCode, errorCodes, parseRetryAfter, transportError } from "../src/internal/classify.js"
-import { redactValue, redactorFor } from "../src/internal/redact.js"
+import { HttpTransport } from "@reelkit/core"
+import { callNames, classify, effectiveCode } from "../src/internal/classify.js"
+
+const { errorCodes, parseRetryAfter, redactValue, redactorFor } = HttpTransport
+const transportError = (operation: "submit" | "status", cause: unknown, redact: HttpTransport.Redact) =>
+  HttpTransport.transportError(callNames[operation].connect, cause, redact)
 
 const secret = "sk-unit-secret"
 const redact = redactorFor(secret)

@@ -4,8 +4,15 @@
 //   node --import tsx bench/run.ts [tasks per run (default 60)]
 import { FakeApixo } from "@reelkit/testing"
 import { join } from "node:path"
-import type { RunnerConfig } from "../test/fixtures/runner.js"
-import { createDatabase, freePort, type Runner, startRunner, tempDir, testSecret } from "../test/utils.js"
+import {
+  createDatabase,
+  freePort,
+  type Runner,
+  socketRunnerConfig,
+  startRunner,
+  tempDir,
+  testSecret
+} from "../test/utils.js"
 
 const tasks = Number(process.argv[2] ?? 60)
 const concurrentTasks = 30
@@ -23,22 +30,16 @@ const measure = async (runnerCount: number) => {
   const callbackPort = await freePort()
   const runners: Array<Runner> = []
   try {
-    const config = async (): Promise<RunnerConfig> => ({
-      mode: "socket",
-      pgUrl: database.url,
-      runnerPort: await freePort(),
-      fakeUrl: fake.url,
-      apiKey: FakeApixo.defaultApiKey,
-      storeRoot: join(dir, "store"),
-      requestsPerWindow: requestsPerMinute,
-      concurrentTasks,
-      pollIntervalMillis: 300,
-      submitTimeoutMillis: 5_000,
-      submitLeaseMillis: 2_000,
-      sharding: "fast",
-      callbackBase: `http://127.0.0.1:${callbackPort}`,
-      secret
-    })
+    const config = () =>
+      socketRunnerConfig({
+        pgUrl: database.url,
+        fakeUrl: fake.url,
+        storeRoot: join(dir, "store"),
+        requestsPerWindow: requestsPerMinute,
+        concurrentTasks,
+        callbackBase: `http://127.0.0.1:${callbackPort}`,
+        secret
+      })
     for (let index = 0; index < runnerCount; index++) {
       runners.push(startRunner({ ...(await config()), ...(index === 0 ? { callbackPort } : {}) }))
     }

@@ -17,6 +17,11 @@ import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import type * as ConfigError from "effect/ConfigError"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+
+// Runners starting at once on a fresh database race to create the cluster's tables; the loser's
+// start is retried (by then the tables exist).
+const startRetry = Schedule.exponential("200 millis").pipe(Schedule.intersect(Schedule.recurs(4)))
 
 /** Sharding settings, as @effect/cluster names them. */
 export type Sharding = Partial<ShardingConfig.ShardingConfig["Type"]>
@@ -48,7 +53,8 @@ export const layerSingleRunner = (
   sharding: Sharding = shippedSharding
 ): Layer.Layer<WorkflowEngine, ConfigError.ConfigError, SqlClient.SqlClient> =>
   ClusterWorkflowEngine.layer.pipe(
-    Layer.provideMerge(SingleRunner.layer({ runnerStorage: "sql", shardingConfig: sharding }))
+    Layer.provideMerge(SingleRunner.layer({ runnerStorage: "sql", shardingConfig: sharding })),
+    Layer.retry(startRetry)
   ) as Layer.Layer<WorkflowEngine, ConfigError.ConfigError, SqlClient.SqlClient>
 
 /** Where a socket runner listens (and is reached by the others). */
@@ -68,7 +74,8 @@ export const layerSocketRunner = (
         storage: "sql",
         shardingConfig: { ...sharding, runnerAddress: Option.some(RunnerAddress.make(address.host, address.port)) }
       })
-    )
+    ),
+    Layer.retry(startRetry)
   ) as Layer.Layer<WorkflowEngine, ConfigError.ConfigError | SocketServer.SocketServerError, SqlClient.SqlClient>
 
 /** A process that starts, polls and completes generations on the cluster without running any. */
@@ -76,5 +83,6 @@ export const layerClient = (
   sharding: Sharding = shippedSharding
 ): Layer.Layer<WorkflowEngine, ConfigError.ConfigError, SqlClient.SqlClient> =>
   ClusterWorkflowEngine.layer.pipe(
-    Layer.provideMerge(NodeClusterSocket.layer({ storage: "sql", clientOnly: true, shardingConfig: sharding }))
+    Layer.provideMerge(NodeClusterSocket.layer({ storage: "sql", clientOnly: true, shardingConfig: sharding })),
+    Layer.retry(startRetry)
   ) as Layer.Layer<WorkflowEngine, ConfigError.ConfigError, SqlClient.SqlClient>

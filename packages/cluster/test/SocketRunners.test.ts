@@ -7,7 +7,7 @@ import { FakeApixo } from "@reelkit/testing"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { RunnerConfig } from "./fixtures/runner.js"
-import { createDatabase, freePort, type Runner, startRunner, tempDir, testSecret } from "./utils.js"
+import { createDatabase, freePort, type Runner, socketRunnerConfig, startRunner, tempDir, testSecret } from "./utils.js"
 
 const concurrentTasks = 10
 const requestsPerMinute = 1_200
@@ -31,25 +31,19 @@ afterAll(async () => {
   database.drop()
 })
 
-const configFor = async (dir: string, callbackPort: number, secret: string): Promise<RunnerConfig> => ({
-  mode: "socket",
-  pgUrl: database.url,
-  runnerPort: await freePort(),
-  fakeUrl: fake.url,
-  apiKey: FakeApixo.defaultApiKey,
-  storeRoot: join(dir, "store"),
-  requestsPerWindow: requestsPerMinute,
-  concurrentTasks,
-  pollIntervalMillis: 300,
-  submitTimeoutMillis: 5_000,
-  submitLeaseMillis: 2_000,
-  sharding: "fast",
-  // Callbacks reach runner 1 within a second of a task's end: a submit still ambiguous after this
-  // long was never created.
-  ambiguousWaitMillis: 30_000,
-  callbackBase: `http://127.0.0.1:${callbackPort}`,
-  secret
-})
+const configFor = (dir: string, callbackPort: number, secret: string) =>
+  socketRunnerConfig({
+    pgUrl: database.url,
+    fakeUrl: fake.url,
+    storeRoot: join(dir, "store"),
+    requestsPerWindow: requestsPerMinute,
+    concurrentTasks,
+    // Callbacks reach runner 1 within a second of a task's end: a submit still ambiguous after this
+    // long was never created.
+    ambiguousWaitMillis: 30_000,
+    callbackBase: `http://127.0.0.1:${callbackPort}`,
+    secret
+  })
 
 const run = (config: RunnerConfig) => {
   const runner = startRunner(config)

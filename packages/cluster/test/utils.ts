@@ -26,8 +26,8 @@ export interface Runner {
 }
 
 /** Starts `test/fixtures/runner.ts` with this configuration. */
-export const startRunner = (config: RunnerConfig): Runner => {
-  const child = spawn(process.execPath, ["--import", "tsx", join(fixturesDir, "runner.ts")], {
+export const startRunner = (config: RunnerConfig, nodeArgs: ReadonlyArray<string> = []): Runner => {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", join(fixturesDir, "runner.ts")], {
     env: {
       ...process.env,
       TSX_TSCONFIG_PATH: join(fixturesDir, "tsconfig.json"),
@@ -63,7 +63,11 @@ export const startRunner = (config: RunnerConfig): Runner => {
       void exited.then((code) => {
         if (waiters.has(check)) {
           waiters.delete(check)
-          reject(new Error(`runner exited (${code}) before the signal; stderr:\n${stderr.slice(-3000)}`))
+          reject(
+            new Error(
+              `runner exited (${code}) before the signal; stdout:\n${lines.slice(-30).join("\n")}\nstderr:\n${stderr.slice(-3000)}`
+            )
+          )
         }
       })
     })
@@ -166,3 +170,18 @@ export const startCallbackRelay = async (target: string) => {
       })
   }
 }
+
+/** A socket runner's configuration on a fresh port, with the tests' defaults (fast failover, 300 ms polls). */
+export const socketRunnerConfig = async (
+  fields: Pick<RunnerConfig, "pgUrl" | "fakeUrl" | "storeRoot" | "requestsPerWindow" | "concurrentTasks"> &
+    Partial<RunnerConfig>
+): Promise<RunnerConfig> => ({
+  mode: "socket",
+  runnerPort: await freePort(),
+  apiKey: "test-key",
+  pollIntervalMillis: 300,
+  submitTimeoutMillis: 5_000,
+  submitLeaseMillis: 2_000,
+  sharding: "fast",
+  ...fields
+})

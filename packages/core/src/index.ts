@@ -12,6 +12,8 @@ export * as CallbackUrls from "./CallbackUrls.js"
 export * as Callbacks from "./Callbacks.js"
 /** Durable storage for generated outputs. */
 export * as ArtifactStore from "./ArtifactStore.js"
+/** Shared parts of HTTP transports: one request with a timeout, transport errors, Retry-After, secret removal. */
+export * as HttpTransport from "./HttpTransport.js"
 /** Typed errors of the protocol. */
 export * as TaskError from "./TaskError.js"
 /** A resumable reference to a submitted task. */

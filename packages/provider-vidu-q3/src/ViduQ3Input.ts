@@ -11,6 +11,7 @@
  *
  * @since 0.1.0
  */
+import { HttpTransport } from "@reelkit/core"
 import * as Schema from "effect/Schema"
 
 /** The modes of the standard tier. */
@@ -61,24 +62,8 @@ export const Movement = Schema.Literal("auto", "small", "medium", "large")
 /** A motion amplitude. */
 export type Movement = typeof Movement.Type
 
-const isHttpUrl = (value: string): boolean => {
-  try {
-    const url = new URL(value)
-    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
-  } catch {
-    return false
-  }
-}
-
 /** An absolute http(s) URL (an image the provider downloads). */
-export const HttpUrl = Schema.String.pipe(
-  Schema.filter(isHttpUrl, {
-    identifier: "HttpUrl",
-    description: "an absolute http(s) URL",
-    message: () => "must be an absolute http(s) URL",
-    arbitrary: () => (fc) => fc.webUrl({ validSchemes: ["http", "https"] })
-  })
-)
+export const HttpUrl = HttpTransport.HttpUrl
 
 /** Pricing tier of a mode: the `turbo-` modes are `turbo`, the others `standard`. */
 export type Tier = "standard" | "turbo"

@@ -9,10 +9,8 @@
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { TaskError, type TaskProvider } from "@reelkit/core"
-import * as Clock from "effect/Clock"
+import { HttpTransport, TaskError, type TaskProvider } from "@reelkit/core"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -25,7 +23,8 @@ import * as Schema from "effect/Schema"
 import * as ViduProtocol from "./ViduProtocol.js"
 import * as ViduSignature from "./ViduSignature.js"
 import { classify, type Operation } from "./internal/classify.js"
-import { redactorFor, scrub, transportError } from "./internal/transport.js"
+
+const { isHttpUrl, redactorFor, scrub } = HttpTransport
 
 /** Vidu's production base URL. */
 export const defaultBaseUrl = "https://api.vidu.com/ent/v2"
@@ -69,22 +68,24 @@ export interface Service {
 /** The Vidu client tag. One per API key. */
 export class Vidu extends Context.Tag("@reelkit/vidu/Vidu")<Vidu, Service>() {}
 
-const isHttpUrl = (value: string): boolean => {
-  try {
-    const url = new URL(value)
-    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
-  } catch {
-    return false
-  }
-}
-
 const normaliseBaseUrl = (baseUrl: string): string => {
   const trimmed = baseUrl.trim().replace(/\/+$/, "")
   if (!isHttpUrl(trimmed)) throw new Error(`Vidu baseUrl must be an absolute http(s) URL, got "${trimmed}"`)
   return trimmed
 }
 
-const calls: Record<Operation, string> = { submit: "Vidu submit", query: "Vidu query", cancel: "Vidu cancel" }
+const callNames = (call: string): HttpTransport.CallNames => ({
+  connect: call,
+  build: `${call} request`,
+  timeout: call
+})
+
+/** The Vidu calls as their error messages name them. */
+const calls: Record<Operation, HttpTransport.CallNames> = {
+  submit: callNames("Vidu submit"),
+  query: callNames("Vidu query"),
+  cancel: callNames("Vidu cancel")
+}
 
 /** Builds the client from options and an injected `HttpClient`. */
 export const make = (options: Options): Effect.Effect<Service, never, HttpClient.HttpClient> =>
@@ -108,49 +109,16 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
       )
     )
 
-    const fromPlatformError = (operation: Operation, error: HttpClientError.HttpClientError) =>
-      error._tag === "RequestError" && error.reason !== "Transport"
-        ? new TaskError.TransportError({
-            message: scrub(`The ${calls[operation]} request could not be built (${error.reason})`, redact),
-            requestSent: false
-          })
-        : transportError(calls[operation], error.cause, redact)
-
     const execute = (
       operation: Operation,
       request: HttpClientRequest.HttpClientRequest,
       timeout: Duration.Duration,
       remoteTaskId?: string
     ) =>
-      Effect.gen(function* () {
-        const response = yield* client.execute(request)
-        const bodyText = yield* response.text
-        const now = yield* Clock.currentTimeMillis
-        const answer = classify({
-          operation,
-          httpStatus: response.status,
-          retryAfter: response.headers["retry-after"],
-          bodyText,
-          remoteTaskId,
-          now,
-          redact
-        })
-        return answer._tag === "Accepted" ? answer.body : yield* Effect.fail(answer)
-      }).pipe(
-        Effect.catchIf(
-          (error): error is HttpClientError.HttpClientError =>
-            error._tag === "RequestError" || error._tag === "ResponseError",
-          (error) => Effect.fail(fromPlatformError(operation, error))
-        ),
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () =>
-            new TaskError.TransportError({
-              message: `The ${calls[operation]} got no answer within ${Duration.format(timeout)}; it may have reached the server`,
-              requestSent: true
-            })
-        })
-      )
+      HttpTransport.execute(client, request, { names: calls[operation], timeout, redact }, (received) => {
+        const answer = classify({ ...received, operation, remoteTaskId, redact })
+        return answer._tag === "Accepted" ? Effect.succeed(answer.body) : Effect.fail(answer)
+      })
 
     const decode = <A, I>(schema: Schema.Schema<A, I>, body: unknown, what: string) =>
       Schema.decodeUnknown(schema)(body).pipe(

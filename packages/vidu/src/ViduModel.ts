@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { TaskError, TaskProvider } from "@reelkit/core"
+import { HttpTransport, TaskError, TaskProvider } from "@reelkit/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -13,7 +13,6 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { Vidu } from "./Vidu.js"
 import * as ViduProtocol from "./ViduProtocol.js"
-import { redactValue } from "./internal/transport.js"
 
 /** The provider id every model on this transport reports. */
 export const providerId = "vidu"
@@ -161,7 +160,7 @@ export const make = (
       cancel: vidu.cancel,
       verifyCallback: vidu.verifyCallback,
       // A callback body comes from outside like any answer: the key is cut out before it is read.
-      parseCallback: (body) => ViduProtocol.parseCallback(redactValue(body, vidu.redact), statusOptions),
+      parseCallback: (body) => ViduProtocol.parseCallback(HttpTransport.redactValue(body, vidu.redact), statusOptions),
       hints: hints(definition, overrides),
       redact: vidu.redact
     } satisfies TaskProvider.Service

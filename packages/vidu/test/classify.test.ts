@@ -1,8 +1,8 @@
 // Every branch of the Vidu answer classification, without a socket: which typed error each answer
 // becomes, and whether retrying it is safe.
 import { describe, expect, it } from "@effect/vitest"
+import { HttpTransport } from "@reelkit/core"
 import { classify, type Operation } from "../src/internal/classify.js"
-import { redactorFor } from "../src/internal/transport.js"
 
 const secret = "vidu-classify-secret-99"
 const answer = (operation: Operation, httpStatus: number, body: unknown, retryAfter?: string) =>
@@ -13,7 +13,7 @@ const answer = (operation: Operation, httpStatus: number, body: unknown, retryAf
     bodyText: typeof body === "string" ? body : JSON.stringify(body),
     remoteTaskId: "t1",
     now: 1_000_000,
-    redact: redactorFor(secret)
+    redact: HttpTransport.redactorFor(secret)
   })
 const error = (code: number, reason: string, message = reason) => ({
   code,

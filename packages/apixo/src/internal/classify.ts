@@ -1,10 +1,19 @@
-// How an apixo answer or a failed connection becomes one of core's typed errors. Kept pure (the
-// current time and the redactor are parameters) so every branch is tested without a socket.
-import { TaskError } from "@reelkit/core"
-import { type Redact, redactValue } from "./redact.js"
+// How an apixo answer becomes one of core's typed errors. Kept pure (the current time and the
+// redactor are parameters) so every branch is tested without a socket. apixo has been seen echoing
+// a request's key in messages, so the key is cut out of every string of the answer before anything
+// reads it. Connection failures, Retry-After and redaction are core's `HttpTransport`.
+import { HttpTransport, TaskError } from "@reelkit/core"
+
+const { parseRetryAfter, redactValue, scrub } = HttpTransport
 
 /** Which call failed: a 404 means "unknown model" on submit but "unknown task" on status. */
 export type Operation = "submit" | "status"
+
+/** The apixo calls as their error messages name them. */
+export const callNames: Record<Operation, HttpTransport.CallNames> = {
+  submit: { connect: "apixo submit", build: "apixo submit request", timeout: "apixo submit request" },
+  status: { connect: "apixo status request", build: "apixo status request", timeout: "apixo status request" }
+}
 
 /** Everything needed to classify one HTTP answer. */
 export interface Answer {
@@ -17,7 +26,7 @@ export interface Answer {
   /** Epoch milliseconds from `Clock`, to turn a `Retry-After` date into a delay. */
   readonly now: number
   /** Removes the API key from any text taken from the answer. */
-  readonly redact: Redact
+  readonly redact: HttpTransport.Redact
 }
 
 /** The answer is a success; `data` is the envelope's payload (secrets removed), still to be decoded. */
@@ -27,84 +36,7 @@ export interface Accepted {
   readonly message: string
 }
 
-/** Codes proving the connection never opened, so no byte of the request reached the server. */
-export const preConnectCodes: ReadonlySet<string> = new Set([
-  "ECONNREFUSED",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ENETUNREACH",
-  "EHOSTUNREACH"
-])
-
-const maxTextLength = 300
-
-/** Removes the secrets from any text taken from the outside world, then bounds its length. */
-export const scrub = (text: string, redact: Redact): string => {
-  const clean = redact(text)
-  return clean.length > maxTextLength ? `${clean.slice(0, maxTextLength)}...` : clean
-}
-
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
-
-/**
- * Collects the `code`s of an error, its `cause` chain and an AggregateError's `errors` (Node's
- * happy-eyeballs connect reports one per address). `fetch` wraps the socket error in a TypeError's
- * `cause`; undici reports it directly.
- */
-export const errorCodes = (error: unknown): ReadonlyArray<string> => {
-  const codes: Array<string> = []
-  const seen = new Set<unknown>()
-  const visit = (value: unknown, depth: number): void => {
-    if (!isRecord(value) || depth > 6 || seen.has(value)) return
-    seen.add(value)
-    if (typeof value.code === "string") codes.push(value.code)
-    visit(value.cause, depth + 1)
-    if (Array.isArray(value.errors)) for (const inner of value.errors) visit(inner, depth + 1)
-  }
-  visit(error, 0)
-  return codes
-}
-
-const innermostMessage = (error: unknown): string => {
-  let current: unknown = error
-  let message = "unknown error"
-  for (let depth = 0; depth < 6 && isRecord(current); depth++) {
-    if (typeof current.message === "string" && current.message !== "") message = current.message
-    current = current.cause
-  }
-  return message
-}
-
-/**
- * A failed connection. `requestSent` is false only when an error code proves the connection never
- * opened; a reset, a hang-up or anything unrecognised may have reached the server, and a submit
- * that may have reached it must never be re-sent automatically. The cause kept is a plain summary:
- * the platform's error holds the request, headers included.
- */
-export const transportError = (operation: Operation, cause: unknown, redact: Redact): TaskError.TransportError => {
-  const codes = errorCodes(cause)
-  const preConnect = codes.find((code) => preConnectCodes.has(code))
-  const detail = scrub(innermostMessage(cause), redact)
-  const code = preConnect ?? codes[0]
-  const call = operation === "submit" ? "apixo submit" : "apixo status request"
-  return new TaskError.TransportError({
-    message:
-      preConnect !== undefined
-        ? `The ${call} could not connect (${preConnect}); nothing was sent: ${detail}`
-        : `The ${call} failed after the connection opened${code === undefined ? "" : ` (${code})`}: ${detail}`,
-    requestSent: preConnect === undefined,
-    cause: { code, message: detail }
-  })
-}
-
-/** Parses a `Retry-After` header: delay seconds, or an HTTP date measured against `now`. */
-export const parseRetryAfter = (value: string | undefined, now: number): number | undefined => {
-  if (value === undefined) return undefined
-  const trimmed = value.trim()
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000)
-  const date = Date.parse(trimmed)
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
-}
 
 const parseJson = (text: string): { readonly ok: true; readonly value: unknown } | { readonly ok: false } => {
   try {

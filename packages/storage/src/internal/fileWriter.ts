@@ -82,13 +82,22 @@ const errorCode = (cause: unknown): string | undefined =>
 const spareRings = new Map<number, Array<ArrayBuffer>>()
 const maxSpareRings = 4
 
+// The project's TypeScript lib has no WebAssembly types; this is the one constructor used.
+const wasm = (
+  globalThis as {
+    readonly WebAssembly?: {
+      readonly Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer }
+    }
+  }
+).WebAssembly
+
 /** Page-aligned staging memory, or none where WebAssembly is unavailable (node --jitless). */
 const alignedMemory = (bytes: number): ArrayBuffer | undefined => {
   const spare = spareRings.get(bytes)?.pop()
   if (spare !== undefined) return spare
-  if (typeof WebAssembly === "undefined") return undefined
+  if (wasm === undefined) return undefined
   try {
-    return new WebAssembly.Memory({ initial: Math.ceil(bytes / wasmPage) }).buffer
+    return new wasm.Memory({ initial: Math.ceil(bytes / wasmPage) }).buffer
   } catch {
     return undefined
   }

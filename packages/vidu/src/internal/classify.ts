@@ -1,7 +1,8 @@
 // How an answer of the official Vidu API becomes one of core's typed errors. Pure (the current
 // time and the redactor are parameters) so every branch is tested without a socket.
-import { TaskError } from "@reelkit/core"
-import { parseRetryAfter, type Redact, redactValue, scrub } from "./transport.js"
+import { HttpTransport, TaskError } from "@reelkit/core"
+
+const { parseRetryAfter, redactValue, scrub } = HttpTransport
 
 /** Which call was made: a 404 means "unknown endpoint" on submit but "unknown task" otherwise. */
 export type Operation = "submit" | "query" | "cancel"
@@ -16,7 +17,7 @@ export interface Answer {
   readonly remoteTaskId?: string | undefined
   /** Epoch milliseconds from `Clock`, to turn a `Retry-After` date into a delay. */
   readonly now: number
-  readonly redact: Redact
+  readonly redact: HttpTransport.Redact
 }
 
 /** A 2xx answer; `body` is the parsed JSON with the secrets removed, still to be decoded. */
