@@ -239,7 +239,9 @@ describe.concurrent("reelkit as a process", () => {
       Effect.gen(function* () {
         const ledger = yield* TaskLedger.TaskLedger
         // The row as the gate recorded it: the exact apixo request a resubmit sends again.
-        const prepared = yield* ApixoModel.prepare(ViduQ3.model)({ input: { mode: "text-to-video", prompt, duration: 4 } })
+        const prepared = yield* ApixoModel.prepare(ViduQ3.model)({
+          input: { mode: "text-to-video", prompt, duration: 4 }
+        })
         const created = yield* ledger.create({
           taskKey,
           providerId: "apixo",

@@ -179,7 +179,9 @@ const cpuPerPollEffect = async (
  */
 const cpuPerPollNoIo = async (tasks: number) => {
   const processing = new TaskStatus.Processing({})
-  const succeeded = new TaskStatus.Succeeded({ outputs: [new TaskStatus.TaskOutput({ url: "https://cdn.example/x.mp4" })] })
+  const succeeded = new TaskStatus.Succeeded({
+    outputs: [new TaskStatus.TaskOutput({ url: "https://cdn.example/x.mp4" })]
+  })
   const polls = new Map<string, number>()
   const memoryProvider: TaskProvider.Service = {
     providerId: "bench",

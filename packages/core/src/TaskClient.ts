@@ -37,7 +37,15 @@ import type { TaskHandle } from "./TaskHandle.js"
 import { TaskLedger, type TaskRecord } from "./TaskLedger.js"
 import { type PollPlan, TaskProvider } from "./TaskProvider.js"
 import { heldByOther, isInFlight, submitStates } from "./TaskState.js"
-import { type ClientContext, followLedger, noLease, planFor, randomId, subscribe, write } from "./internal/clientContext.js"
+import {
+  type ClientContext,
+  followLedger,
+  noLease,
+  planFor,
+  randomId,
+  subscribe,
+  write
+} from "./internal/clientContext.js"
 import { finalOutcome, type WaitError as InternalWaitError } from "./internal/outcomes.js"
 import * as Reconcile from "./internal/reconcile.js"
 import * as Results from "./internal/results.js"
@@ -157,7 +165,10 @@ export interface Service {
    */
   readonly cancel: (
     reference: TaskReference
-  ) => Effect.Effect<TaskRecord, CancelNotSupported | ProviderError | LedgerError | UnknownTask | TaskCancelled | WaitError>
+  ) => Effect.Effect<
+    TaskRecord,
+    CancelNotSupported | ProviderError | LedgerError | UnknownTask | TaskCancelled | WaitError
+  >
   /** Reads a task's ledger row. */
   readonly lookup: (reference: TaskReference) => Effect.Effect<TaskRecord, UnknownTask | LedgerError>
   /**
@@ -230,7 +241,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
       })
 
     /** Takes a row to its end: finishes its submit if needed, tracks it, stores its outputs. */
-    const waitFor = (record: TaskRecord, waitOptions: WaitOptions, deadlineAt: number): Effect.Effect<TaskRecord, WaitError> =>
+    const waitFor = (
+      record: TaskRecord,
+      waitOptions: WaitOptions,
+      deadlineAt: number
+    ): Effect.Effect<TaskRecord, WaitError> =>
       Effect.gen(function* () {
         const done = finalOutcome(record)
         if (done !== undefined) {
@@ -278,7 +293,13 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
               message: record.failMessage ?? "",
               record
             })
-          : TaskEvent.Succeeded({ taskKey: record.taskKey, at, resultUrls: record.resultUrls, artifacts: record.artifacts, record })
+          : TaskEvent.Succeeded({
+              taskKey: record.taskKey,
+              at,
+              resultUrls: record.resultUrls,
+              artifacts: record.artifacts,
+              record
+            })
 
     const watch: Service["watch"] = (reference, waitOptions = {}) =>
       Stream.unwrapScoped(
@@ -291,7 +312,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
             record.remoteTaskId === undefined
               ? Stream.empty
               : Stream.make(
-                  TaskEvent.Submitted({ taskKey: record.taskKey, remoteTaskId: record.remoteTaskId, at: record.submittedAt ?? now })
+                  TaskEvent.Submitted({
+                    taskKey: record.taskKey,
+                    remoteTaskId: record.remoteTaskId,
+                    at: record.submittedAt ?? now
+                  })
                 )
           const live = Stream.fromQueue(subscription).pipe(
             Stream.filter((event) => event.taskKey === record.taskKey && !isFinal(event))
@@ -338,7 +363,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
         })
         // The waiting half is traced like `wait`, so a generate's spans show where its time went.
         return yield* waitFor(yield* lookup(handle.taskKey), generateOptions, deadlineAt).pipe(
-          Effect.withSpan("reelkit.wait", { attributes: { ...context.spanAttributes, "reelkit.task_key": handle.taskKey } })
+          Effect.withSpan("reelkit.wait", {
+            attributes: { ...context.spanAttributes, "reelkit.task_key": handle.taskKey }
+          })
         )
       })
 
@@ -361,7 +388,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
               // recorded under another key is that row's task: wait for it there.
               Effect.catchTags({
                 IdempotencyConflict: (error) => Effect.die(error),
-                DuplicateRemoteId: (error) => Effect.as(Effect.void, { _tag: "Elsewhere" as const, taskKey: error.heldBy })
+                DuplicateRemoteId: (error) =>
+                  Effect.as(Effect.void, { _tag: "Elsewhere" as const, taskKey: error.heldBy })
               })
             )
           if (created._tag === "Elsewhere") return yield* wait(created.taskKey, waitOptions)
@@ -391,7 +419,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
             return cancelled
           }
           const now = yield* Clock.currentTimeMillis
-          if (cancelled.state !== "queued" || !heldByOther(cancelled, context.owner, now)) return yield* cancel(cancelled.taskKey)
+          if (cancelled.state !== "queued" || !heldByOther(cancelled, context.owner, now))
+            return yield* cancel(cancelled.taskKey)
           // Another live process holds it (it may be about to send it): follow the row until that
           // process sends it or lets go, then cancel what it became.
           const moved = yield* followLedger(
@@ -402,7 +431,10 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
             yield* deadlineOf({})
           )
           if (Option.isNone(moved)) {
-            return yield* new DeadlineExceeded({ taskKey: record.taskKey, waitedMillis: (yield* Clock.currentTimeMillis) - now })
+            return yield* new DeadlineExceeded({
+              taskKey: record.taskKey,
+              waitedMillis: (yield* Clock.currentTimeMillis) - now
+            })
           }
           return yield* cancel(moved.value.taskKey)
         }
@@ -426,15 +458,16 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Requi
         }
         const providerCancel = context.provider.cancel
         if (providerCancel === undefined) {
-          return yield* new CancelNotSupported({ providerId: context.provider.providerId, modelId: context.provider.modelId })
+          return yield* new CancelNotSupported({
+            providerId: context.provider.providerId,
+            modelId: context.provider.modelId
+          })
         }
         yield* context.limits.takeRequest
         yield* providerCancel(record.remoteTaskId)
         // The provider's own status is the truth: a task that finished before the cancel landed
         // is recorded as it finished (its outputs stored), not as cancelled.
-        const after = yield* tracking.refresh(record).pipe(
-          Effect.catchTag("TaskFailed", () => lookup(record.taskKey))
-        )
+        const after = yield* tracking.refresh(record).pipe(Effect.catchTag("TaskFailed", () => lookup(record.taskKey)))
         if (!isInFlight(after.state)) return after
         return yield* tracking.confirmCancel(after)
       }).pipe(Effect.withSpan("reelkit.cancel", { attributes: context.spanAttributes }))

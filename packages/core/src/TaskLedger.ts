@@ -13,13 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import {
-  DuplicateRemoteId,
-  IdempotencyConflict,
-  LedgerError,
-  StaleTransition,
-  UnknownTask
-} from "./TaskError.js"
+import { DuplicateRemoteId, IdempotencyConflict, LedgerError, StaleTransition, UnknownTask } from "./TaskError.js"
 import { WireRequest } from "./TaskProvider.js"
 import { canTransition, State, unfinishedStates } from "./TaskState.js"
 
@@ -220,11 +214,7 @@ export const applyPatch = (record: TaskRecord, patch: TaskPatch, now: number): T
  * Why a fenced write must be refused, or `undefined` when it may be applied: the shared rule of
  * every ledger (adapters that cannot express it in one statement check it with this).
  */
-export const fenceViolation = (
-  current: TaskRecord,
-  expected: Expected,
-  now: number
-): StaleTransition | undefined => {
+export const fenceViolation = (current: TaskRecord, expected: Expected, now: number): StaleTransition | undefined => {
   const heldBy =
     current.leaseOwner !== undefined && current.leaseOwner !== expected.owner && (current.leaseExpiresAt ?? 0) > now
       ? current.leaseOwner

@@ -59,7 +59,10 @@ const setup = (options: {
           ResultStorage.layerNone,
           options.callbacks === true
             ? CallbackUrls.layer({ secret: callbackSecret, publicBaseUrl: callbackBase }).pipe(Layer.orDie)
-            : Layer.merge(CallbackUrls.layerNone, Callbacks.layerConfig({ secret: callbackSecret, publicBaseUrl: callbackBase }))
+            : Layer.merge(
+                CallbackUrls.layerNone,
+                Callbacks.layerConfig({ secret: callbackSecret, publicBaseUrl: callbackBase })
+              )
         )
       ),
       Layer.provideMerge(NodeHttpClient.layerUndici)
@@ -148,11 +151,15 @@ describe("the lifecycle over real HTTP", () => {
       // The signal: the client says the submit is queued again, waiting for the 429's Retry-After.
       const events = yield* first.client.subscribe
       const requeued = yield* Effect.fork(
-        Stream.runHead(Stream.filter(Stream.fromQueue(events), (event) => event._tag === "Queued" && event.attempt === 1))
+        Stream.runHead(
+          Stream.filter(Stream.fromQueue(events), (event) => event._tag === "Queued" && event.attempt === 1)
+        )
       )
       const fiber = yield* Effect.fork(first.client.generate(input, { taskKey: "tk_queued" }))
       const event = yield* Fiber.join(requeued)
-      expect(Option.map(event, (queued) => queued._tag === "Queued" && queued.retryAt !== undefined)).toEqual(Option.some(true))
+      expect(Option.map(event, (queued) => queued._tag === "Queued" && queued.retryAt !== undefined)).toEqual(
+        Option.some(true)
+      )
       yield* Fiber.interrupt(fiber)
       const left = yield* first.row("tk_queued")
       expect([left.state, left.leaseOwner]).toEqual(["queued", undefined])
@@ -185,7 +192,11 @@ describe("the lifecycle over real HTTP", () => {
       const status = yield* deliver("tk_ambiguous", {
         code: 200,
         message: "success",
-        data: { taskId: other.remoteTaskId, state: "success", resultJson: JSON.stringify({ resultUrls: ["https://evil.example/v.mp4"] }) }
+        data: {
+          taskId: other.remoteTaskId,
+          state: "success",
+          resultJson: JSON.stringify({ resultUrls: ["https://evil.example/v.mp4"] })
+        }
       })
       expect(status).toBe(200)
       expect(yield* Queue.take(confirmations)).toEqual({ taskKey: "tk_ambiguous", outcome: "refused" })

@@ -43,7 +43,12 @@ export interface Handler {
 
 export interface PollScheduler {
   /** Starts polling a task (first at `firstPollAt`), or returns its entry when it is polled already. */
-  readonly track: (taskKey: string, remoteTaskId: string, firstPollAt: number, intervalMillis: number) => Effect.Effect<Entry>
+  readonly track: (
+    taskKey: string,
+    remoteTaskId: string,
+    firstPollAt: number,
+    intervalMillis: number
+  ) => Effect.Effect<Entry>
   /** Stops polling a task. */
   readonly untrack: (taskKey: string) => Effect.Effect<void>
   /** Polls a tracked task now; the returned Deferred completes once that poll is applied. `None` when untracked. */
@@ -100,7 +105,11 @@ export const make = (options: SchedulerOptions): Effect.Effect<PollScheduler, ne
             : provider.status(entry.remoteTaskId).pipe(
                 Effect.withSpan("reelkit.status", {
                   captureStackTrace: false,
-                  attributes: { ...options.spanAttributes, "reelkit.task_key": entry.taskKey, "reelkit.attempt": entry.polls }
+                  attributes: {
+                    ...options.spanAttributes,
+                    "reelkit.task_key": entry.taskKey,
+                    "reelkit.attempt": entry.polls
+                  }
                 })
               )
         )

@@ -39,7 +39,10 @@ type Verdict =
 type ToTrack = { readonly _tag: "track"; readonly record: TaskRecord }
 
 export interface Reconciler {
-  readonly reconcile: (plan: (record: TaskRecord) => PollPlan, deadlineAt: number) => Effect.Effect<ReconcileSummary, LedgerError>
+  readonly reconcile: (
+    plan: (record: TaskRecord) => PollPlan,
+    deadlineAt: number
+  ) => Effect.Effect<ReconcileSummary, LedgerError>
 }
 
 export const make = (
@@ -116,7 +119,9 @@ export const make = (
           (row) =>
             Effect.zipRight(
               context.limits.acquireTaskSlot(row.taskKey),
-              Effect.suspend(() => (tracking.isTracked(row.taskKey) ? Effect.void : context.limits.releaseTaskSlot(row.taskKey)))
+              Effect.suspend(() =>
+                tracking.isTracked(row.taskKey) ? Effect.void : context.limits.releaseTaskSlot(row.taskKey)
+              )
             ),
           { discard: true }
         )
@@ -130,7 +135,9 @@ export const make = (
         verdicts.push(
           yield* verdictOf(
             row.taskKey,
-            "done" in entry ? tracking.awaitWaiter(entry, plan(row), deadlineAt) : tracking.await(entry, plan(entry), deadlineAt)
+            "done" in entry
+              ? tracking.awaitWaiter(entry, plan(row), deadlineAt)
+              : tracking.await(entry, plan(entry), deadlineAt)
           )
         )
       }

@@ -51,9 +51,8 @@ export const make = (context: ClientContext): Effect.Effect<Results, never, Scop
         const completed = yield* complete(record, artifacts, 0)
         if (completed.state === "completed") {
           const now = yield* Clock.currentTimeMillis
-          yield* publish(
-            context,
-            () => TaskEvent.Succeeded({
+          yield* publish(context, () =>
+            TaskEvent.Succeeded({
               taskKey: completed.taskKey,
               at: now,
               resultUrls: completed.resultUrls,
@@ -65,8 +64,7 @@ export const make = (context: ClientContext): Effect.Effect<Results, never, Scop
         return completed
       })
 
-    const finish: Results["finish"] = (record) =>
-      joinOrRun(running, record.taskKey, store(record))
+    const finish: Results["finish"] = (record) => joinOrRun(running, record.taskKey, store(record))
 
     return { finish }
   })

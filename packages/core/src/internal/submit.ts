@@ -112,7 +112,12 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
 
     /** Ends a submit whose answer proves nothing was created but must not be retried. */
     const markRejected = (record: TaskRecord, error: ProviderError) =>
-      write(context, record, { state: "rejected", failCode: error._tag, failMessage: redacted(error), ...noLease }).pipe(
+      write(context, record, {
+        state: "rejected",
+        failCode: error._tag,
+        failMessage: redacted(error),
+        ...noLease
+      }).pipe(
         Effect.ignore,
         Effect.ensuring(limits.releaseTaskSlot(record.taskKey)),
         Effect.ensuring(refund(record.taskKey)),
@@ -145,7 +150,12 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
                 Option.isSome(fresh) && fresh.value.state === "ambiguous"
                   ? write(context, fresh.value, patch).pipe(
                       Effect.catchTag("StaleTransition", () =>
-                        Effect.fail(new SubmitOutcomeUnknown({ taskKey: record.taskKey, reason: "the row changed while recording its remote id" }))
+                        Effect.fail(
+                          new SubmitOutcomeUnknown({
+                            taskKey: record.taskKey,
+                            reason: "the row changed while recording its remote id"
+                          })
+                        )
                       )
                     )
                   : Effect.fail(
@@ -178,12 +188,15 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
                 ? "waiting for the account's request budget"
                 : undefined
         if (deadlineAt !== undefined && snapshot.pausedUntil > deadlineAt) {
-          return yield* new RetryLater({ taskKey: record.taskKey, retryAt: snapshot.pausedUntil, reason: "the account is paused after a 429" })
+          return yield* new RetryLater({
+            taskKey: record.taskKey,
+            retryAt: snapshot.pausedUntil,
+            reason: "the account is paused after a 429"
+          })
         }
         if (reason !== undefined) {
-          yield* publish(
-            context,
-            () => TaskEvent.Queued({
+          yield* publish(context, () =>
+            TaskEvent.Queued({
               taskKey: record.taskKey,
               at: now,
               reason,
@@ -198,7 +211,11 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
           Effect.timeoutFail({
             duration: Duration.millis(Math.max(0, deadlineAt - now)),
             onTimeout: () =>
-              new RetryLater({ taskKey: record.taskKey, retryAt: deadlineAt, reason: reason ?? "the account's budget is spent" })
+              new RetryLater({
+                taskKey: record.taskKey,
+                retryAt: deadlineAt,
+                reason: reason ?? "the account's budget is spent"
+              })
           })
         )
       })
@@ -229,7 +246,10 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
       // elsewhere) and the slot this submit took.
       const giveBack = Effect.suspend(() =>
         current.state === "queued"
-          ? Effect.zipRight(write(context, current, noLease).pipe(Effect.ignore), limits.releaseTaskSlot(current.taskKey))
+          ? Effect.zipRight(
+              write(context, current, noLease).pipe(Effect.ignore),
+              limits.releaseTaskSlot(current.taskKey)
+            )
           : Effect.void
       )
       const loop = Effect.gen(function* () {
@@ -239,9 +259,12 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
             path: "request",
             rule: "is not recorded on this row (written by an older reelkit or by hand); start the task again"
           })
-          yield* write(context, current, { state: "rejected", failCode: error._tag, failMessage: error.message, ...noLease }).pipe(
-            Effect.ignore
-          )
+          yield* write(context, current, {
+            state: "rejected",
+            failCode: error._tag,
+            failMessage: error.message,
+            ...noLease
+          }).pipe(Effect.ignore)
           yield* limits.releaseTaskSlot(current.taskKey)
           yield* refund(current.taskKey)
           return yield* Effect.fail(error)
@@ -286,9 +309,8 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
             return yield* new RetryLater({ taskKey: current.taskKey, retryAt, reason: redacted(error) })
           }
           yield* Metric.increment(context.metrics.retries)
-          yield* publish(
-            context,
-            () => TaskEvent.Queued({ taskKey: current.taskKey, at: after, reason: redacted(error), retryAt, attempt })
+          yield* publish(context, () =>
+            TaskEvent.Queued({ taskKey: current.taskKey, at: after, reason: redacted(error), retryAt, attempt })
           )
           yield* Effect.raceFirst(Effect.sleep(Duration.millis(waitMillis)), renewal)
         }
@@ -329,7 +351,11 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
               }),
               Effect.withSpan("reelkit.submit", {
                 captureStackTrace: false,
-                attributes: { ...context.spanAttributes, "reelkit.task_key": record.taskKey, "reelkit.attempt": attempt }
+                attributes: {
+                  ...context.spanAttributes,
+                  "reelkit.task_key": record.taskKey,
+                  "reelkit.attempt": attempt
+                }
               })
             )
           ).pipe(Effect.exit)
@@ -337,12 +363,19 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
             const submitted = yield* markSubmitted(record, exit.value.remoteTaskId)
             const submittedAt = submitted.submittedAt ?? (yield* Clock.currentTimeMillis)
             yield* publish(context, () =>
-              TaskEvent.Submitted({ taskKey: submitted.taskKey, remoteTaskId: exit.value.remoteTaskId, at: submittedAt })
+              TaskEvent.Submitted({
+                taskKey: submitted.taskKey,
+                remoteTaskId: exit.value.remoteTaskId,
+                at: submittedAt
+              })
             )
             return { _tag: "Accepted", record: submitted } as const
           }
           if (Exit.isInterrupted(exit)) {
-            yield* markAmbiguous(record, "the start was interrupted while its submit was on the wire; it was not re-sent")
+            yield* markAmbiguous(
+              record,
+              "the start was interrupted while its submit was on the wire; it was not re-sent"
+            )
             return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
           }
           const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
@@ -372,7 +405,13 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
         ),
         (row) =>
           Option.isNone(row)
-            ? Effect.fail(new RetryLater({ taskKey: record.taskKey, retryAt: deadlineAt ?? 0, reason: "another process is submitting it" }))
+            ? Effect.fail(
+                new RetryLater({
+                  taskKey: record.taskKey,
+                  retryAt: deadlineAt ?? 0,
+                  reason: "another process is submitting it"
+                })
+              )
             : decided(row.value)
       )
 
@@ -384,7 +423,9 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
         case "rejected":
           return Effect.fail(new RequestRejected({ status: 0, message: row.failMessage ?? "The submit was refused" }))
         case "cancelled":
-          return row.remoteTaskId === undefined ? Effect.fail(new TaskCancelled({ taskKey: row.taskKey })) : Effect.succeed(row)
+          return row.remoteTaskId === undefined
+            ? Effect.fail(new TaskCancelled({ taskKey: row.taskKey }))
+            : Effect.succeed(row)
         default:
           return Effect.succeed(row)
       }
@@ -432,9 +473,13 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
           )
         }
         // Queued and free: no request of it ever went out, so this is its first and only submit.
-        const held = yield* write(context, record, { leaseOwner: context.owner, leaseExpiresAt: now + settings.submitLeaseMillis }).pipe(
+        const held = yield* write(context, record, {
+          leaseOwner: context.owner,
+          leaseExpiresAt: now + settings.submitLeaseMillis
+        }).pipe(
           Effect.catchTags({
-            StaleTransition: () => Effect.flatMap(ledger.get(record.taskKey), (fresh) => Effect.succeed(Option.getOrUndefined(fresh))),
+            StaleTransition: () =>
+              Effect.flatMap(ledger.get(record.taskKey), (fresh) => Effect.succeed(Option.getOrUndefined(fresh))),
             DuplicateRemoteId: (error) => Effect.die(error)
           })
         )
@@ -464,7 +509,10 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
       })
 
     /** A start found an existing task for its idempotency key. */
-    const fromExisting = (record: TaskRecord, deadlineAt: number | undefined): Effect.Effect<TaskRecord, StartError> => {
+    const fromExisting = (
+      record: TaskRecord,
+      deadlineAt: number | undefined
+    ): Effect.Effect<TaskRecord, StartError> => {
       switch (record.state) {
         case "queued":
         case "sending":
@@ -485,12 +533,19 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
         const taskKey = request.taskKey ?? (yield* newTaskKey)
         const callbackUrl = request.callbackUrl ?? context.callbackUrls.urlFor(taskKey)
         // The gate: the whole request is checked, and the exact wire request made, before any row exists.
-        const prepared = yield* provider.prepare({ input: request.input, callbackUrl, options: request.providerOptions })
+        const prepared = yield* provider.prepare({
+          input: request.input,
+          callbackUrl,
+          options: request.providerOptions
+        })
         if (request.idempotencyKey !== undefined) {
           const existing = yield* ledger.findByIdempotencyKey(request.idempotencyKey)
           if (Option.isSome(existing)) {
             if (!sameInput(existing.value.input, prepared.input)) {
-              return yield* new IdempotencyConflict({ idempotencyKey: request.idempotencyKey, taskKey: existing.value.taskKey })
+              return yield* new IdempotencyConflict({
+                idempotencyKey: request.idempotencyKey,
+                taskKey: existing.value.taskKey
+              })
             }
             return handleOf(yield* fromExisting(existing.value, request.deadlineAt), prepared.warnings)
           }
@@ -533,7 +588,9 @@ export const make = (context: ClientContext): Effect.Effect<Submitter, never, Sc
 
     const resubmit: Submitter["resubmit"] = (record) =>
       Effect.map(
-        record.state === "ambiguous" || record.state === "rejected" ? reopen(record, undefined) : fromExisting(record, undefined),
+        record.state === "ambiguous" || record.state === "rejected"
+          ? reopen(record, undefined)
+          : fromExisting(record, undefined),
         (submitted) => handleOf(submitted)
       ).pipe(Effect.withSpan("reelkit.resubmit", { attributes: context.spanAttributes }))
 

@@ -127,7 +127,10 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
       ).pipe(Effect.ensuring(Effect.sync(() => task.waiters.clear())))
 
     const conclude = (task: Tracked, outcome: Effect.Effect<TaskRecord, WaitError | HeldElsewhere>) =>
-      Effect.zipRight(stop(task, true), Effect.flatMap(Effect.exit(outcome), (exit) => settleWaiters(task, exit)))
+      Effect.zipRight(
+        stop(task, true),
+        Effect.flatMap(Effect.exit(outcome), (exit) => settleWaiters(task, exit))
+      )
 
     /** A fenced write of a status's patch; on a lost race, re-reads and applies the status to the fresh row. */
     const record = (
@@ -143,18 +146,21 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         }),
         Effect.catchTags({
           StaleTransition: () =>
-            Effect.flatMap(reread(task.record.taskKey), (fresh): Effect.Effect<TaskRecord | undefined, LedgerError | UnknownTask | HeldElsewhere> => {
-              task.record = fresh
-              return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-                heldByOther(fresh, context.owner, now)
-                  ? Effect.fail(new HeldElsewhere({ record: fresh }))
-                  : attempts >= 3
-                    ? Effect.succeed(undefined)
-                    : Effect.flatMap(patchFor(task, status, now), (next) =>
-                        next === undefined ? Effect.succeed(undefined) : record(task, next, status, attempts + 1)
-                      )
-              )
-            }),
+            Effect.flatMap(
+              reread(task.record.taskKey),
+              (fresh): Effect.Effect<TaskRecord | undefined, LedgerError | UnknownTask | HeldElsewhere> => {
+                task.record = fresh
+                return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+                  heldByOther(fresh, context.owner, now)
+                    ? Effect.fail(new HeldElsewhere({ record: fresh }))
+                    : attempts >= 3
+                      ? Effect.succeed(undefined)
+                      : Effect.flatMap(patchFor(task, status, now), (next) =>
+                          next === undefined ? Effect.succeed(undefined) : record(task, next, status, attempts + 1)
+                        )
+                )
+              }
+            ),
           DuplicateRemoteId: (error) => Effect.die(error)
         })
       )
@@ -164,20 +170,20 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
     const patchFor = (task: Tracked, status: TaskStatus, now: number): Effect.Effect<TaskPatch | undefined> =>
       Effect.sync(() => patchNow(task, status, now))
     const patchNow = (task: Tracked, status: TaskStatus, now: number): TaskPatch | undefined => {
-        const effect = applyStatus(task.record, redacted(status), statusContext(now))
-        const renewal = leaseRenewal(task.record, now)
-        switch (effect._tag) {
-          case "Unchanged":
-            return renewal
-          case "Ignore":
-            return undefined
-          case "Advance":
-            return { ...effect.patch, ...renewal }
-          case "Finish":
-            // A task over here (failed, cancelled) gives its lease back; a succeeded one keeps it
-            // while its outputs are stored.
-            return effect.patch.state !== "succeeded" ? { ...effect.patch, ...noLease } : { ...effect.patch, ...renewal }
-        }
+      const effect = applyStatus(task.record, redacted(status), statusContext(now))
+      const renewal = leaseRenewal(task.record, now)
+      switch (effect._tag) {
+        case "Unchanged":
+          return renewal
+        case "Ignore":
+          return undefined
+        case "Advance":
+          return { ...effect.patch, ...renewal }
+        case "Finish":
+          // A task over here (failed, cancelled) gives its lease back; a succeeded one keeps it
+          // while its outputs are stored.
+          return effect.patch.state !== "succeeded" ? { ...effect.patch, ...noLease } : { ...effect.patch, ...renewal }
+      }
     }
     const leaseRenewal = (row: TaskRecord, now: number): TaskPatch | undefined =>
       row.leaseOwner === context.owner && (row.leaseExpiresAt ?? 0) - now > settings.leaseMillis / 2
@@ -228,14 +234,25 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
           yield* publishProgress(taskKey, status, now, nextPollAt)
           return false
         }
-        if (row.submittedAt !== undefined) yield* Metric.update(context.metrics.completion, (now - row.submittedAt) / 1000)
+        if (row.submittedAt !== undefined)
+          yield* Metric.update(context.metrics.completion, (now - row.submittedAt) / 1000)
         if (row.state === "failed") {
           yield* Metric.increment(context.metrics.failures)
-          yield* publish(
-            context,
-            () => TaskEvent.Failed({ taskKey, at: now, code: row.failCode ?? "UNKNOWN", message: row.failMessage ?? "", record: row })
+          yield* publish(context, () =>
+            TaskEvent.Failed({
+              taskKey,
+              at: now,
+              code: row.failCode ?? "UNKNOWN",
+              message: row.failMessage ?? "",
+              record: row
+            })
           )
-          yield* conclude(task, Effect.fail(new TaskFailed({ taskKey, code: row.failCode ?? "UNKNOWN", failMessage: row.failMessage ?? "" })))
+          yield* conclude(
+            task,
+            Effect.fail(
+              new TaskFailed({ taskKey, code: row.failCode ?? "UNKNOWN", failMessage: row.failMessage ?? "" })
+            )
+          )
           return true
         }
         if (row.state === "succeeded") {
@@ -253,9 +270,13 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
 
     const onRetry = (task: Tracked, error: ProviderError, nextPollAt: number) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        publish(
-          context,
-          () => TaskEvent.Retrying({ taskKey: task.record.taskKey, at: now, reason: context.redact(error.message), nextPollAt })
+        publish(context, () =>
+          TaskEvent.Retrying({
+            taskKey: task.record.taskKey,
+            at: now,
+            reason: context.redact(error.message),
+            nextPollAt
+          })
         )
       )
 
@@ -285,7 +306,10 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
     })
 
     /** Takes the row's lease for this process; fails with HeldElsewhere when another live process has it. */
-    const claim = (row: TaskRecord, attempts = 0): Effect.Effect<TaskRecord, LedgerError | UnknownTask | HeldElsewhere> =>
+    const claim = (
+      row: TaskRecord,
+      attempts = 0
+    ): Effect.Effect<TaskRecord, LedgerError | UnknownTask | HeldElsewhere> =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         heldByOther(row, context.owner, now)
           ? Effect.fail(new HeldElsewhere({ record: row }))
@@ -319,7 +343,9 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
           yield* Effect.forkIn(
             Effect.zipRight(
               limits.acquireTaskSlot(claimed.taskKey),
-              Effect.suspend(() => (tracked.has(claimed.taskKey) ? Effect.void : limits.releaseTaskSlot(claimed.taskKey)))
+              Effect.suspend(() =>
+                tracked.has(claimed.taskKey) ? Effect.void : limits.releaseTaskSlot(claimed.taskKey)
+              )
             ),
             scope
           )
@@ -339,10 +365,9 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         }
         tracked.delete(task.record.taskKey)
         // So any process can take the task at once; the task stays in flight and resumable.
-        return scheduler.untrack(task.record.taskKey).pipe(
-          Effect.zipRight(write(context, task.record, noLease)),
-          Effect.ignore
-        )
+        return scheduler
+          .untrack(task.record.taskKey)
+          .pipe(Effect.zipRight(write(context, task.record, noLease)), Effect.ignore)
       })
 
     // The one deadline fiber: fails each waiter whose deadline passed.
@@ -360,7 +385,10 @@ export const make = (context: ClientContext, results: Results): Effect.Effect<Tr
         }
         deadlines.pop()
         const waiter = next.item
-        yield* Deferred.fail(waiter.done, new DeadlineExceeded({ taskKey: waiter.task.record.taskKey, waitedMillis: now - waiter.startedAt }))
+        yield* Deferred.fail(
+          waiter.done,
+          new DeadlineExceeded({ taskKey: waiter.task.record.taskKey, waitedMillis: now - waiter.startedAt })
+        )
         yield* leave(waiter)
       }
     })
