@@ -15,16 +15,11 @@ export const callNames: Record<Operation, HttpTransport.CallNames> = {
   status: { connect: "apixo status request", build: "apixo status request", timeout: "apixo status request" }
 }
 
-/** Everything needed to classify one HTTP answer. */
-export interface Answer {
+/** Everything needed to classify one HTTP answer: what `HttpTransport.execute` received, and the call. */
+export interface Answer extends HttpTransport.Received {
   readonly operation: Operation
-  readonly httpStatus: number
-  readonly retryAfter: string | undefined
-  readonly bodyText: string
   /** The task asked about, for `TaskNotFound`. */
   readonly remoteTaskId?: string | undefined
-  /** Epoch milliseconds from `Clock`, to turn a `Retry-After` date into a delay. */
-  readonly now: number
   /** Removes the API key from any text taken from the answer. */
   readonly redact: HttpTransport.Redact
 }

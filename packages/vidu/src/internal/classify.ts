@@ -7,16 +7,12 @@ const { parseRetryAfter, redactValue, scrub } = HttpTransport
 /** Which call was made: a 404 means "unknown endpoint" on submit but "unknown task" otherwise. */
 export type Operation = "submit" | "query" | "cancel"
 
-/** Everything needed to classify one HTTP answer. */
-export interface Answer {
+/** Everything needed to classify one HTTP answer: what `HttpTransport.execute` received, and the call. */
+export interface Answer extends HttpTransport.Received {
   readonly operation: Operation
-  readonly httpStatus: number
-  readonly retryAfter: string | undefined
-  readonly bodyText: string
   /** The task concerned, for `TaskNotFound`. */
   readonly remoteTaskId?: string | undefined
-  /** Epoch milliseconds from `Clock`, to turn a `Retry-After` date into a delay. */
-  readonly now: number
+  /** Removes the API key from any text taken from the answer. */
   readonly redact: HttpTransport.Redact
 }
 
