@@ -66,6 +66,15 @@ export const HttpUrl = Schema.String.pipe(
   })
 )
 
+/** A body parsed as JSON, or `ok: false` when it is not JSON (the caller decides what that means). */
+export const parseJson = (text: string): { readonly ok: true; readonly value: unknown } | { readonly ok: false } => {
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown }
+  } catch {
+    return { ok: false }
+  }
+}
+
 /** Decodes an accepted body; a mismatch is a `DecodeError` reading "<what>: <the schema's complaint>", secrets removed. */
 export const decodeBody = <A, I>(
   schema: Schema.Schema<A, I>,
@@ -199,6 +208,15 @@ export interface Received {
   readonly bodyText: string
   /** Epoch milliseconds from `Clock` when the body was read, to turn a `Retry-After` date into a delay. */
   readonly now: number
+}
+
+/** What a transport's classifier reads: the answer `execute` received, the call it answers, the redactor. */
+export interface Answer<Operation extends string> extends Received {
+  readonly operation: Operation
+  /** The task the call concerned, for `TaskNotFound`. */
+  readonly remoteTaskId?: string | undefined
+  /** Removes the API key from any text taken from the answer. */
+  readonly redact: Redact
 }
 
 /** What `execute` needs besides the request. */

@@ -148,6 +148,11 @@ describe("HttpTransport", () => {
     expect(HttpTransport.scrub(`${secret}${"x".repeat(400)}`, redact)).toBe(`[redacted]${"x".repeat(290)}...`)
   })
 
+  it("parses JSON bodies and says when a body is not JSON", () => {
+    expect(HttpTransport.parseJson('{"a":[1]}')).toEqual({ ok: true, value: { a: [1] } })
+    expect(HttpTransport.parseJson("<html>bad gateway</html>")).toEqual({ ok: false })
+  })
+
   it("accepts only absolute http(s) URLs with a host", () => {
     expect(HttpTransport.isHttpUrl("https://api.example.com/v1")).toBe(true)
     expect(HttpTransport.isHttpUrl("http://127.0.0.1:8080")).toBe(true)

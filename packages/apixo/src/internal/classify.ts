@@ -4,7 +4,7 @@
 // reads it. Connection failures, Retry-After and redaction are core's `HttpTransport`.
 import { HttpTransport, TaskError } from "@reelkit/core"
 
-const { parseRetryAfter, redactValue, scrub } = HttpTransport
+const { parseJson, parseRetryAfter, redactValue, scrub } = HttpTransport
 
 /** Which call failed: a 404 means "unknown model" on submit but "unknown task" on status. */
 export type Operation = "submit" | "status"
@@ -15,14 +15,8 @@ export const callNames: Record<Operation, HttpTransport.CallNames> = {
   status: { connect: "apixo status request", build: "apixo status request", timeout: "apixo status request" }
 }
 
-/** Everything needed to classify one HTTP answer: what `HttpTransport.execute` received, and the call. */
-export interface Answer extends HttpTransport.Received {
-  readonly operation: Operation
-  /** The task asked about, for `TaskNotFound`. */
-  readonly remoteTaskId?: string | undefined
-  /** Removes the API key from any text taken from the answer. */
-  readonly redact: HttpTransport.Redact
-}
+/** Everything needed to classify one HTTP answer. */
+export type Answer = HttpTransport.Answer<Operation>
 
 /** The answer is a success; `data` is the envelope's payload (secrets removed), still to be decoded. */
 export interface Accepted {
@@ -32,14 +26,6 @@ export interface Accepted {
 }
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
-
-const parseJson = (text: string): { readonly ok: true; readonly value: unknown } | { readonly ok: false } => {
-  try {
-    return { ok: true, value: JSON.parse(text) as unknown }
-  } catch {
-    return { ok: false }
-  }
-}
 
 const insufficientPattern = /insufficient\s+(credit|balance|fund)/i
 
