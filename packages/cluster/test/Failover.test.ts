@@ -80,10 +80,13 @@ describe("failover", () => {
     expect(result).toBe(`result ${taskKey} completed`)
     expect(fake.tasks.filter((task) => task.input.prompt === "clip failover-0")).toHaveLength(1)
     console.log(`failover after SIGKILL (${settingsName}): ${failoverMillis} ms`)
+    // The next test runs a cluster of its own: nothing of this one may poll its tasks.
+    for (const runner of [...pair, client]) await runner.kill()
   }, 120_000)
 
   it("a callback that arrives while its execution's runner is dead is not lost: confirmed elsewhere, consumed after failover", async () => {
     const dir = tempDir("dead-callback")
+    const ownDatabase = createDatabase()
     const secret = testSecret()
     const callbackPort = await freePort()
     // The client process serves callbacks; the fake's callbacks are held by a relay until the
@@ -91,7 +94,7 @@ describe("failover", () => {
     const relay = await startCallbackRelay(`http://127.0.0.1:${callbackPort}`)
     const config = () =>
       socketRunnerConfig({
-        pgUrl: database.url,
+        pgUrl: ownDatabase.url,
         fakeUrl: fake.url,
         storeRoot: join(dir, "store"),
         requestsPerWindow: 600,
@@ -128,5 +131,7 @@ describe("failover", () => {
     expect(survivor.lines.some((line) => line.startsWith(`step released ${taskKey} `))).toBe(true)
     expect(fake.tasks.filter((task) => task.input.prompt === "clip dead-callback-0")).toHaveLength(1)
     await relay.close()
+    for (const runner of [...pair, client]) await runner.kill()
+    ownDatabase.drop()
   }, 120_000)
 })
