@@ -195,7 +195,9 @@ const estimate = Command.make(
   { ...inputOptions, json },
   lazy(loadCommands, (commands, flags: EstimateFlags) => commands.estimate(flags))
 ).pipe(
-  Command.withDescription("Estimate what a generate would cost, from the REELKIT_PRICING price table; nothing is sent.")
+  Command.withDescription(
+    "Estimate what a generate would cost, from the pair's price table (REELKIT_PRICING, REELKIT_VIDU_PRICING); nothing is sent."
+  )
 )
 
 const status = Command.make(
@@ -271,7 +273,7 @@ const resubmit = Command.make(
   )
 ).pipe(
   Command.withDescription(
-    "Send an ambiguous (or refused) task's submit again, once you checked apixo's dashboard that it made no task."
+    "Send an ambiguous (or refused) task's submit again, once you checked the provider's dashboard that it made no task."
   )
 )
 
@@ -295,7 +297,7 @@ const serve = Command.make(
   )
 ).pipe(
   Command.withDescription(
-    "Serve the web app: a form per mode and pair, a live task list, task pages with the video (the pair given receives callbacks)."
+    "Serve the web app for every pair: a form per mode and pair, a live task list, task pages with the video and its transport."
   )
 )
 

@@ -7,7 +7,7 @@
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import {
-  type AccountLimits,
+  AccountLimits,
   type ArtifactStore,
   CallbackUrls,
   ResultStorage,
@@ -59,7 +59,18 @@ export class Playground extends Context.Tag("@reelkit/playground/Playground")<Pl
 /** One pair's client beside the others (`serve` runs one per registry entry). */
 export interface Pair extends Service {
   readonly client: TaskClient.Service
+  /** The budget this pair's client spends (its account's). */
+  readonly limits: AccountLimits.AccountLimits["Type"]
+  /**
+   * Where this pair's callbacks arrive when it is not the command's own pair: its callback URLs
+   * are `<REELKIT_PUBLIC_URL><prefix>/callbacks/:taskKey/:token` (under `/callbacks/`, so the
+   * server treats them as callbacks). Undefined for the command's own pair (the root route).
+   */
+  readonly callbackPrefix?: string | undefined
 }
+
+/** The path prefix of a pair's callbacks beside the command's own pair's. */
+export const callbackPrefixOf = (entry: Registry.Entry): `/${string}` => `/callbacks/via/${entry.transport}`
 
 /** Every pair's client, in registry order (the command's own pair is also the context's `TaskClient`). */
 export class Pairs extends Context.Tag("@reelkit/playground/Pairs")<Pairs, ReadonlyArray<Pair>>() {}
@@ -170,17 +181,35 @@ export const layer = (settings: SettingsOf, options: LayerOptions = {}): Layer.L
         return own.layer.pipe(
           Layer.provideMerge(shared),
           Layer.map((context) =>
-            Context.add(context, Pairs, [{ ...own.service, client: Context.get(context, TaskClient.TaskClient) }])
+            Context.add(context, Pairs, [
+              {
+                ...own.service,
+                client: Context.get(context, TaskClient.TaskClient),
+                limits: Context.get(context, AccountLimits.AccountLimits)
+              }
+            ])
           )
         )
       }
-      // `serve`: one client per registry entry over the same ledger and store. Only the
-      // command's own pair receives callbacks (the callback route answers for one client).
+      // `serve`: one client per registry entry over the same ledger and store. The command's
+      // own pair receives callbacks on the root route; every other pair under its own prefix
+      // (a callback route answers for one client).
       const others = yield* Effect.forEach(
         Registry.entries.filter((entry) => entry !== settings.entry),
         (entry) =>
           Effect.flatMap(Settings.settingsFor(entry), (other) =>
-            pairLayer({ ...other, home: settings.home }, false, options)
+            pairLayer(
+              {
+                ...other,
+                home: settings.home,
+                callbacks: Option.map(settings.callbacks, (config) => ({
+                  ...config,
+                  publicBaseUrl: `${config.publicBaseUrl.replace(/\/+$/, "")}${callbackPrefixOf(entry)}`
+                }))
+              },
+              options.useCallbacks === true,
+              options
+            )
           )
       )
       return Layer.unwrapScoped(
@@ -190,12 +219,21 @@ export const layer = (settings: SettingsOf, options: LayerOptions = {}): Layer.L
           const pairs: Array<Pair> = []
           for (const entry of Registry.entries) {
             if (entry === settings.entry) {
-              pairs.push({ ...own.service, client: Context.get(ownContext, TaskClient.TaskClient) })
+              pairs.push({
+                ...own.service,
+                client: Context.get(ownContext, TaskClient.TaskClient),
+                limits: Context.get(ownContext, AccountLimits.AccountLimits)
+              })
               continue
             }
             const other = others.find((candidate) => candidate.service.entry === entry)!
             const context = yield* Layer.build(Layer.provide(other.layer, Layer.succeedContext(sharedContext)))
-            pairs.push({ ...other.service, client: Context.get(context, TaskClient.TaskClient) })
+            pairs.push({
+              ...other.service,
+              client: Context.get(context, TaskClient.TaskClient),
+              limits: Context.get(context, AccountLimits.AccountLimits),
+              callbackPrefix: callbackPrefixOf(entry)
+            })
           }
           return Layer.succeedContext(Context.add(Context.merge(sharedContext, ownContext), Pairs, pairs))
         })

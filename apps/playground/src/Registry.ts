@@ -2,8 +2,8 @@
  * The (model, transport) pairs the playground drives, in one place: adding a model or a transport
  * is one entry here. Each entry names its pair, the environment variables of its account (key,
  * base URL, price table), its account limits, and, loaded only when a command talks to it, how to
- * build its provider layer, its fake server (started in the process when the key is absent) and
- * its poll plans. The command tree reads only the plain data (`--model` and `--transport`
+ * build its provider layer, its fake server (started in the process when the key is absent), its
+ * poll plan and its pricing. The command tree reads only the plain data (`--model` and `--transport`
  * choices), so `--help` and `list` load no provider code.
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
@@ -72,6 +72,7 @@ export interface Entry {
   readonly keyVariable: string
   /** The variable overriding the base URL. */
   readonly baseUrlVariable: string
+  /** The service's base URL when the variable is unset. */
   readonly defaultBaseUrl: string
   /** The variable holding the pair's price table (JSON, as `ViduQ3Pricing.PricingFromJson` reads it). */
   readonly pricingVariable: string

@@ -14,7 +14,15 @@ import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type * as UrlParams from "@effect/platform/UrlParams"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
-import { ArtifactStore, Callbacks, TaskClient, type TaskError, type TaskHandle, TaskLedger } from "@reelkit/core"
+import {
+  AccountLimits,
+  ArtifactStore,
+  Callbacks,
+  TaskClient,
+  type TaskError,
+  type TaskHandle,
+  TaskLedger
+} from "@reelkit/core"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
@@ -134,10 +142,8 @@ export const makeRouter = (
   Effect.gen(function* () {
     const client = yield* TaskClient.TaskClient
     const store = yield* ArtifactStore.ArtifactStore
-    const playground = yield* Playground
-    // Every pair's client; the command's own pair (the context's client) when built alone.
-    const built = yield* Pairs
-    const pairs: ReadonlyArray<Pair> = built.length > 0 ? built : [{ ...playground, client }]
+    // Every pair's client (just the command's own when the wiring was built for one pair).
+    const pairs = yield* Pairs
     const pairOf = (id: string | undefined): Pair | undefined =>
       id === undefined || id === "" ? pairs[0] : pairs.find((pair) => Registry.idOf(pair.entry) === id)
     const pairOfRecord = (record: TaskLedger.TaskRecord): Pair =>
@@ -359,7 +365,19 @@ export const makeRouter = (
     const callbacks = yield* Callbacks.makeRouter().pipe(
       Effect.provideService(Callbacks.CallbackConfig, callbackConfig.value)
     )
-    return HttpRouter.concat(app, callbacks)
+    // Every other pair's callbacks under its own prefix, each confirmed by that pair's client
+    // with its own budget (the tokens are the same secret's).
+    let routes = HttpRouter.concat(app, callbacks)
+    for (const pair of pairs) {
+      if (pair.callbackPrefix === undefined) continue
+      const router = yield* Callbacks.makeRouter().pipe(
+        Effect.provideService(Callbacks.CallbackConfig, callbackConfig.value),
+        Effect.provideService(TaskClient.TaskClient, pair.client),
+        Effect.provideService(AccountLimits.AccountLimits, pair.limits)
+      )
+      routes = HttpRouter.mount(routes, pair.callbackPrefix as `/${string}`, router)
+    }
+    return routes
   })
 
 /** Options of `serve`. */
@@ -430,8 +448,7 @@ export const serve = (options: ServeOptions) =>
       // Tasks another run left unfinished are picked up again, as a restart should: each pair's
       // client resumes its own rows.
       const pairs = yield* Pairs
-      const clients = pairs.length > 0 ? pairs.map((pair) => pair.client) : [yield* TaskClient.TaskClient]
-      yield* Effect.forEach(clients, (client) => Effect.forkScoped(Effect.ignore(client.reconcile())), {
+      yield* Effect.forEach(pairs, (pair) => Effect.forkScoped(Effect.ignore(pair.client.reconcile())), {
         discard: true
       })
       return yield* Effect.never

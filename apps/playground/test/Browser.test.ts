@@ -145,7 +145,7 @@ describe("reelkit serve", () => {
     )
   })
 
-  it("mounts core's callback endpoint, which refuses a token it did not make", async () => {
+  it("mounts core's callback endpoint per pair, each refusing a token it did not make", async () => {
     const response = await fetch(`${served.base}/callbacks/tk_someone/not-our-token`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -153,6 +153,20 @@ describe("reelkit serve", () => {
     })
     expect(response.status).toBe(401)
     expect(await response.json()).toEqual({ outcome: "unauthorized" })
+    // The Vidu pair's callbacks have their own route (its own client confirms them), public as well.
+    const vidu = await fetch(`${served.base}/callbacks/via/vidu/callbacks/tk_someone/not-our-token`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}"
+    })
+    expect(vidu.status).toBe(401)
+    expect(await vidu.json()).toEqual({ outcome: "unauthorized" })
+    const nowhere = await fetch(`${served.base}/callbacks/via/nowhere/callbacks/tk_someone/not-our-token`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...bearer(served.token) },
+      body: "{}"
+    })
+    expect(nowhere.status).toBe(404)
   })
 
   it("the task list is a server-sent event stream", async () => {

@@ -16,14 +16,13 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as ApixoProtocol from "./ApixoProtocol.js"
 import { type Operation, callNames, classify } from "./internal/classify.js"
 import * as Gate from "./internal/gate.js"
 
-const { redactorFor, scrub } = HttpTransport
+const { decodeBody, redactorFor } = HttpTransport
 
 /** apixo's production base URL. */
 export const defaultBaseUrl = "https://api.apixo.ai"
@@ -98,16 +97,6 @@ const normaliseProvider = (provider: ApixoProtocol.RoutingProvider | undefined) 
   return provider
 }
 
-const decodeData = <A, I>(schema: Schema.Schema<A, I>, data: unknown, what: string, redact: (text: string) => string) =>
-  Schema.decodeUnknown(schema)(data).pipe(
-    Effect.mapError(
-      (error) =>
-        new TaskError.DecodeError({
-          message: scrub(`${what}: ${ParseResult.TreeFormatter.formatErrorSync(error)}`, redact)
-        })
-    )
-  )
-
 /** Builds the client from options and an injected `HttpClient`. */
 export const make = (options: Options): Effect.Effect<Service, never, HttpClient.HttpClient> =>
   Effect.gen(function* () {
@@ -123,14 +112,8 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
     const redact = redactorFor(Redacted.value(options.apiKey))
     const submitTimeout = Duration.decode(options.submitTimeout ?? defaultSubmitTimeout)
     const statusTimeout = Duration.decode(options.statusTimeout ?? defaultStatusTimeout)
-    const client = (yield* HttpClient.HttpClient).pipe(
-      HttpClient.mapRequest((request) =>
-        request.pipe(
-          HttpClientRequest.prependUrl(baseUrl),
-          HttpClientRequest.bearerToken(options.apiKey),
-          HttpClientRequest.acceptJson
-        )
-      )
+    const client = HttpTransport.baseClient(yield* HttpClient.HttpClient, baseUrl, (request) =>
+      HttpClientRequest.bearerToken(request, options.apiKey)
     )
 
     const execute = (
@@ -156,7 +139,7 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
         const text = yield* Gate.jsonText(wire.body, "input")
         const httpRequest = HttpClientRequest.post(wire.path).pipe(HttpClientRequest.bodyText(text, "application/json"))
         const data = yield* execute("submit", httpRequest, submitTimeout)
-        return yield* decodeData(ApixoProtocol.SubmitData, data, "apixo accepted the submit but sent no taskId", redact)
+        return yield* decodeBody(ApixoProtocol.SubmitData, data, "apixo accepted the submit but sent no taskId", redact)
         // The span keeps the endpoint's name, as before `send` existed, so traces read the same.
       }).pipe(Effect.withSpan("Apixo.generateTask"))
 
@@ -169,7 +152,7 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
           HttpClientRequest.setUrlParam("taskId", taskId)
         )
         const data = yield* execute("status", request, statusTimeout, taskId)
-        const status = yield* decodeData(ApixoProtocol.StatusData, data, "apixo sent an unreadable task status", redact)
+        const status = yield* decodeBody(ApixoProtocol.StatusData, data, "apixo sent an unreadable task status", redact)
         if (status.taskId !== taskId) {
           return yield* new TaskError.DecodeError({
             message: `apixo answered a status request for task ${taskId} with task ${status.taskId}`

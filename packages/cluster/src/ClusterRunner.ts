@@ -19,9 +19,18 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 
-// Runners starting at once on a fresh database race to create the cluster's tables; the loser's
-// start is retried (by then the tables exist).
-const startRetry = Schedule.exponential("200 millis").pipe(Schedule.intersect(Schedule.recurs(4)))
+// Runners starting at once on a fresh database race to create the cluster's tables (PostgreSQL
+// answers the loser with a duplicate pg_type row, which the cluster's storage raises as a defect);
+// the loser's start is retried, by then the tables exist.
+const startSchedule = Schedule.exponential("200 millis").pipe(Schedule.intersect(Schedule.recurs(4)))
+
+/** Retries a layer's construction on any failure or defect, then fails as the last attempt did. */
+export const retryStart = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+  layer.pipe(
+    Layer.catchAllCause((cause) => Layer.fail(cause)),
+    Layer.retry(startSchedule),
+    Layer.catchAll((cause) => Layer.failCause(cause))
+  )
 
 /** Sharding settings, as @effect/cluster names them. */
 export type Sharding = Partial<ShardingConfig.ShardingConfig["Type"]>
@@ -54,7 +63,7 @@ export const layerSingleRunner = (
 ): Layer.Layer<WorkflowEngine, ConfigError.ConfigError, SqlClient.SqlClient> =>
   ClusterWorkflowEngine.layer.pipe(
     Layer.provideMerge(SingleRunner.layer({ runnerStorage: "sql", shardingConfig: sharding })),
-    Layer.retry(startRetry)
+    retryStart
   ) as Layer.Layer<WorkflowEngine, ConfigError.ConfigError, SqlClient.SqlClient>
 
 /** Where a socket runner listens (and is reached by the others). */
@@ -75,7 +84,7 @@ export const layerSocketRunner = (
         shardingConfig: { ...sharding, runnerAddress: Option.some(RunnerAddress.make(address.host, address.port)) }
       })
     ),
-    Layer.retry(startRetry)
+    retryStart
   ) as Layer.Layer<WorkflowEngine, ConfigError.ConfigError | SocketServer.SocketServerError, SqlClient.SqlClient>
 
 /** A process that starts, polls and completes generations on the cluster without running any. */
@@ -84,5 +93,5 @@ export const layerClient = (
 ): Layer.Layer<WorkflowEngine, ConfigError.ConfigError, SqlClient.SqlClient> =>
   ClusterWorkflowEngine.layer.pipe(
     Layer.provideMerge(NodeClusterSocket.layer({ storage: "sql", clientOnly: true, shardingConfig: sharding })),
-    Layer.retry(startRetry)
+    retryStart
   ) as Layer.Layer<WorkflowEngine, ConfigError.ConfigError, SqlClient.SqlClient>

@@ -14,6 +14,7 @@ import { TaskLedger, TaskState, type TaskError } from "@reelkit/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { executionIdOf } from "./GenerationWorkflow.js"
 
@@ -56,11 +57,15 @@ export const prune = (
     return pruned
   })
 
-/** Prunes every `every` (default hourly) in the background of the layer's scope. */
-export const layerSchedule = (options: Options & { readonly every?: Duration.DurationInput | undefined } = {}) =>
-  Effect.forkScoped(
-    prune(options).pipe(
-      Effect.catchAll((error) => Effect.as(Effect.logWarning(`reelkit cluster prune failed: ${error.message}`), 0)),
-      Effect.repeat(Schedule.spaced(options.every ?? Duration.hours(1)))
+/** Prunes every `every` (default hourly) in the background, for as long as the layer lives (add it to one runner). */
+export const layerSchedule = (
+  options: Options & { readonly every?: Duration.DurationInput | undefined } = {}
+): Layer.Layer<never, never, SqlClient.SqlClient | TaskLedger.TaskLedger> =>
+  Layer.scopedDiscard(
+    Effect.forkScoped(
+      prune(options).pipe(
+        Effect.catchAll((error) => Effect.as(Effect.logWarning(`reelkit cluster prune failed: ${error.message}`), 0)),
+        Effect.repeat(Schedule.spaced(options.every ?? Duration.hours(1)))
+      )
     )
   )

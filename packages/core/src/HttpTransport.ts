@@ -6,12 +6,13 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
-import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as TaskError from "./TaskError.js"
 import * as TaskProvider from "./TaskProvider.js"
@@ -64,6 +65,31 @@ export const HttpUrl = Schema.String.pipe(
     arbitrary: () => (fc) => fc.webUrl({ validSchemes: ["http", "https"] })
   })
 )
+
+/** A body parsed as JSON, or `ok: false` when it is not JSON (the caller decides what that means). */
+export const parseJson = (text: string): { readonly ok: true; readonly value: unknown } | { readonly ok: false } => {
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown }
+  } catch {
+    return { ok: false }
+  }
+}
+
+/** Decodes an accepted body; a mismatch is a `DecodeError` reading "<what>: <the schema's complaint>", secrets removed. */
+export const decodeBody = <A, I>(
+  schema: Schema.Schema<A, I>,
+  body: unknown,
+  what: string,
+  redact: Redact
+): Effect.Effect<A, TaskError.DecodeError> =>
+  Schema.decodeUnknown(schema)(body).pipe(
+    Effect.mapError(
+      (error) =>
+        new TaskError.DecodeError({
+          message: scrub(`${what}: ${ParseResult.TreeFormatter.formatErrorSync(error)}`, redact)
+        })
+    )
+  )
 
 /** Codes proving the connection never opened, so no byte of the request reached the server. */
 export const preConnectCodes: ReadonlySet<string> = new Set([
@@ -163,6 +189,18 @@ export const fromHttpClientError = (
       })
     : transportError(names.connect, error.cause, redact)
 
+/** `client` with every request sent under `baseUrl`, authorised by `authorize`, and asking for JSON. */
+export const baseClient = (
+  client: HttpClient.HttpClient,
+  baseUrl: string,
+  authorize: (request: HttpClientRequest.HttpClientRequest) => HttpClientRequest.HttpClientRequest
+): HttpClient.HttpClient =>
+  client.pipe(
+    HttpClient.mapRequest((request) =>
+      request.pipe(HttpClientRequest.prependUrl(baseUrl), authorize, HttpClientRequest.acceptJson)
+    )
+  )
+
 /** One HTTP answer, its body read in full: what a transport classifies. */
 export interface Received {
   readonly httpStatus: number
@@ -170,6 +208,15 @@ export interface Received {
   readonly bodyText: string
   /** Epoch milliseconds from `Clock` when the body was read, to turn a `Retry-After` date into a delay. */
   readonly now: number
+}
+
+/** What a transport's classifier reads: the answer `execute` received, the call it answers, the redactor. */
+export interface Answer<Operation extends string> extends Received {
+  readonly operation: Operation
+  /** The task the call concerned, for `TaskNotFound`. */
+  readonly remoteTaskId?: string | undefined
+  /** Removes the API key from any text taken from the answer. */
+  readonly redact: Redact
 }
 
 /** What `execute` needs besides the request. */

@@ -17,14 +17,12 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
-import * as Schema from "effect/Schema"
 import * as ViduProtocol from "./ViduProtocol.js"
 import * as ViduSignature from "./ViduSignature.js"
 import { classify, type Operation } from "./internal/classify.js"
 
-const { isHttpUrl, redactorFor, scrub } = HttpTransport
+const { decodeBody, isHttpUrl, redactorFor } = HttpTransport
 
 /** Vidu's production base URL. */
 export const defaultBaseUrl = "https://api.vidu.com/ent/v2"
@@ -98,15 +96,9 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
     const redact = redactorFor(Redacted.value(options.apiKey))
     const submitTimeout = Duration.decode(options.submitTimeout ?? defaultSubmitTimeout)
     const statusTimeout = Duration.decode(options.statusTimeout ?? defaultStatusTimeout)
-    const client = (yield* HttpClient.HttpClient).pipe(
-      HttpClient.mapRequest((request) =>
-        request.pipe(
-          HttpClientRequest.prependUrl(baseUrl),
-          // `authorization` is among the platform's redacted header names, so spans never show it.
-          HttpClientRequest.setHeader("authorization", `Token ${Redacted.value(options.apiKey)}`),
-          HttpClientRequest.acceptJson
-        )
-      )
+    // `authorization` is among the platform's redacted header names, so spans never show it.
+    const client = HttpTransport.baseClient(yield* HttpClient.HttpClient, baseUrl, (request) =>
+      HttpClientRequest.setHeader(request, "authorization", `Token ${Redacted.value(options.apiKey)}`)
     )
 
     const execute = (
@@ -119,16 +111,6 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
         const answer = classify({ ...received, operation, remoteTaskId, redact })
         return answer._tag === "Accepted" ? Effect.succeed(answer.body) : Effect.fail(answer)
       })
-
-    const decode = <A, I>(schema: Schema.Schema<A, I>, body: unknown, what: string) =>
-      Schema.decodeUnknown(schema)(body).pipe(
-        Effect.mapError(
-          (error) =>
-            new TaskError.DecodeError({
-              message: scrub(`${what}: ${ParseResult.TreeFormatter.formatErrorSync(error)}`, redact)
-            })
-        )
-      )
 
     const send: Service["send"] = (wire) =>
       Effect.gen(function* () {
@@ -146,7 +128,12 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
         })
         const request = HttpClientRequest.post(wire.path).pipe(HttpClientRequest.bodyText(text, "application/json"))
         const body = yield* execute("submit", request, submitTimeout)
-        return yield* decode(ViduProtocol.SubmitAnswer, body, "Vidu accepted the submit but sent no task_id")
+        return yield* decodeBody(
+          ViduProtocol.SubmitAnswer,
+          body,
+          "Vidu accepted the submit but sent no task_id",
+          redact
+        )
       }).pipe(Effect.withSpan("Vidu.submit"))
 
     const query: Service["query"] = (taskId) =>
@@ -157,7 +144,7 @@ export const make = (options: Options): Effect.Effect<Service, never, HttpClient
           statusTimeout,
           taskId
         )
-        const answer = yield* decode(ViduProtocol.QueryAnswer, body, "Vidu sent an unreadable task")
+        const answer = yield* decodeBody(ViduProtocol.QueryAnswer, body, "Vidu sent an unreadable task", redact)
         if (answer.id !== undefined && answer.id !== taskId) {
           return yield* new TaskError.DecodeError({
             message: `Vidu answered a query for task ${taskId} with task ${answer.id}`

@@ -4,7 +4,7 @@
 // reads it. Connection failures, Retry-After and redaction are core's `HttpTransport`.
 import { HttpTransport, TaskError } from "@reelkit/core"
 
-const { parseRetryAfter, redactValue, scrub } = HttpTransport
+const { parseJson, parseRetryAfter, redactValue, scrub } = HttpTransport
 
 /** Which call failed: a 404 means "unknown model" on submit but "unknown task" on status. */
 export type Operation = "submit" | "status"
@@ -16,18 +16,7 @@ export const callNames: Record<Operation, HttpTransport.CallNames> = {
 }
 
 /** Everything needed to classify one HTTP answer. */
-export interface Answer {
-  readonly operation: Operation
-  readonly httpStatus: number
-  readonly retryAfter: string | undefined
-  readonly bodyText: string
-  /** The task asked about, for `TaskNotFound`. */
-  readonly remoteTaskId?: string | undefined
-  /** Epoch milliseconds from `Clock`, to turn a `Retry-After` date into a delay. */
-  readonly now: number
-  /** Removes the API key from any text taken from the answer. */
-  readonly redact: HttpTransport.Redact
-}
+export type Answer = HttpTransport.Answer<Operation>
 
 /** The answer is a success; `data` is the envelope's payload (secrets removed), still to be decoded. */
 export interface Accepted {
@@ -37,14 +26,6 @@ export interface Accepted {
 }
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
-
-const parseJson = (text: string): { readonly ok: true; readonly value: unknown } | { readonly ok: false } => {
-  try {
-    return { ok: true, value: JSON.parse(text) as unknown }
-  } catch {
-    return { ok: false }
-  }
-}
 
 const insufficientPattern = /insufficient\s+(credit|balance|fund)/i
 

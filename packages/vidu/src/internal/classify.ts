@@ -2,23 +2,13 @@
 // time and the redactor are parameters) so every branch is tested without a socket.
 import { HttpTransport, TaskError } from "@reelkit/core"
 
-const { parseRetryAfter, redactValue, scrub } = HttpTransport
+const { parseJson, parseRetryAfter, redactValue, scrub } = HttpTransport
 
 /** Which call was made: a 404 means "unknown endpoint" on submit but "unknown task" otherwise. */
 export type Operation = "submit" | "query" | "cancel"
 
 /** Everything needed to classify one HTTP answer. */
-export interface Answer {
-  readonly operation: Operation
-  readonly httpStatus: number
-  readonly retryAfter: string | undefined
-  readonly bodyText: string
-  /** The task concerned, for `TaskNotFound`. */
-  readonly remoteTaskId?: string | undefined
-  /** Epoch milliseconds from `Clock`, to turn a `Retry-After` date into a delay. */
-  readonly now: number
-  readonly redact: HttpTransport.Redact
-}
+export type Answer = HttpTransport.Answer<Operation>
 
 /** A 2xx answer; `body` is the parsed JSON with the secrets removed, still to be decoded. */
 export interface Accepted {
@@ -28,14 +18,6 @@ export interface Accepted {
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
-
-const parse = (text: string): { readonly ok: true; readonly value: unknown } | { readonly ok: false } => {
-  try {
-    return { ok: true, value: JSON.parse(text) as unknown }
-  } catch {
-    return { ok: false }
-  }
-}
 
 /** `reason`s that mean "try again later": the request was refused, nothing was created. */
 const retryLaterReasons: ReadonlySet<string> = new Set([
@@ -55,7 +37,7 @@ const retryLaterReasons: ReadonlySet<string> = new Set([
  * arrived: a submit's outcome is unknown).
  */
 export const classify = (answer: Answer): Accepted | TaskError.ProviderError => {
-  const parsed = parse(answer.bodyText.trim() === "" ? "{}" : answer.bodyText)
+  const parsed = parseJson(answer.bodyText.trim() === "" ? "{}" : answer.bodyText)
   const value = parsed.ok ? redactValue(parsed.value, answer.redact) : undefined
   const status = answer.httpStatus
   if (status >= 200 && status < 300) {
