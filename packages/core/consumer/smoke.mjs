@@ -1,5 +1,5 @@
 // Runs in an empty npm project against the packed tarball: ESM import of real exports.
-import { TaskHandle, TaskLedger } from "@reelkit/core"
+import { TaskHandle, TaskLedger, TaskState } from "@reelkit/core"
 import { Effect } from "effect"
 import assert from "node:assert/strict"
 
@@ -18,5 +18,6 @@ const created = await Effect.runPromise(
     ledger.create({ taskKey: "tk_1", providerId: "apixo", modelId: "vidu-q3", input: { prompt: "x" } })
   ).pipe(Effect.provide(TaskLedger.layerMemory))
 )
-assert.equal(created.record.state, "submitting")
+assert.equal(created.record.state, "queued")
+assert.equal(TaskState.canTransition("queued", "submitted"), false)
 console.log("@reelkit/core ESM ok")
