@@ -28,6 +28,8 @@ export interface Runner {
 /** Starts `test/fixtures/runner.ts` with this configuration. */
 export const startRunner = (config: RunnerConfig, nodeArgs: ReadonlyArray<string> = []): Runner => {
   const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", join(fixturesDir, "runner.ts")], {
+    // `--import tsx` resolves from the working directory: the package's own, where tsx is a dependency.
+    cwd: join(fixturesDir, "..", ".."),
     env: {
       ...process.env,
       TSX_TSCONFIG_PATH: join(fixturesDir, "tsconfig.json"),
